@@ -1,0 +1,162 @@
+//! Step 1, `tokenize`: scikit-learn's default analyzer (lowercase, then tokens matching `(?u)\b\w\w+\b`).
+
+use std::ops::Range;
+
+/// The tokens of one document: the lowercased text and the byte ranges of its tokens in it.
+///
+/// Keeping one buffer instead of a `Vec<String>` avoids an allocation per token on the request path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    text: String,
+    spans: Vec<Range<u32>>,
+}
+
+impl Tokens {
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True when the document had no token of two or more word characters.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The tokens, in document order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.spans
+            .iter()
+            .map(|r| &self.text[r.start as usize..r.end as usize])
+    }
+}
+
+/// Python's `\w` for `str` patterns: `str.isalnum()` or `_`.
+///
+/// Rust's `is_alphanumeric` agrees with Python on every Latin-1 character (the training data is
+/// Latin-1, see the tests); outside it, a few combining marks that Unicode calls alphabetic differ.
+fn is_word_char(c: char) -> bool {
+    c == '_' || c.is_alphanumeric()
+}
+
+/// Lowercases `text` and splits it into runs of two or more word characters.
+///
+/// A maximal run of word characters is exactly what `\b\w\w+\b` matches, so no regex is needed.
+pub fn tokenize(text: &str) -> Tokens {
+    let text = if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        text.to_lowercase()
+    };
+    let mut spans = Vec::with_capacity(text.len() / 5);
+    let mut start: Option<(usize, usize)> = None; // (byte offset, chars so far)
+    for (i, c) in text.char_indices() {
+        match (is_word_char(c), start.as_mut()) {
+            (true, Some((_, n))) => *n += 1,
+            (true, None) => start = Some((i, 1)),
+            (false, Some(&mut (s, n))) => {
+                push_run(&mut spans, s, i, n);
+                start = None;
+            }
+            (false, None) => {}
+        }
+    }
+    if let Some((s, n)) = start {
+        push_run(&mut spans, s, text.len(), n);
+    }
+    Tokens { text, spans }
+}
+
+fn push_run(spans: &mut Vec<Range<u32>>, start: usize, end: usize, chars: usize) {
+    // Offsets fit in u32 because request bodies are capped far below 4 GiB; saturate rather than
+    // wrap if a caller ever passes more.
+    if chars >= 2 {
+        let to_u32 = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+        spans.push(to_u32(start)..to_u32(end));
+    }
+}
+
+/// Decodes bytes as Latin-1 (ISO-8859-1): every byte is the character with the same code point.
+///
+/// This is how scikit-learn reads 20 Newsgroups, and it never fails.
+pub fn decode_latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Decodes a request body: UTF-8 when it is valid, Latin-1 otherwise (like the training data).
+pub fn decode_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => std::borrow::Cow::Owned(decode_latin1(bytes)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<String> {
+        tokenize(s).iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn lowercases_and_drops_one_letter_words() {
+        assert_eq!(toks("I drove A Car, 2 cars!"), ["drove", "car", "cars"]);
+    }
+
+    #[test]
+    fn punctuation_splits_and_underscore_joins() {
+        assert_eq!(toks("e-mail a_b 3.14 x,y"), ["mail", "a_b", "14"]);
+    }
+
+    #[test]
+    fn empty_and_symbol_only_text_has_no_tokens() {
+        assert!(tokenize("").is_empty());
+        assert!(tokenize(" ... !? - ").is_empty());
+    }
+
+    #[test]
+    fn non_ascii_matches_python() {
+        // Expected values printed by CPython 3.11:
+        // re.findall(r'(?u)\b\w\w+\b', 'naïve café Ünïcödé x² ½a a_b 3.14 ÀB éé ß Σ ΑΣ'.lower())
+        assert_eq!(
+            toks("naïve café Ünïcödé x² ½a a_b 3.14 ÀB éé ß Σ ΑΣ"),
+            [
+                "naïve",
+                "café",
+                "ünïcödé",
+                "x²",
+                "½a",
+                "a_b",
+                "14",
+                "àb",
+                "éé",
+                "ας"
+            ]
+        );
+    }
+
+    #[test]
+    fn latin1_word_characters_match_python() {
+        // ''.join(chr(i) for i in range(256) if re.match(r'(?u)\w', chr(i))), from CPython 3.11.
+        let python_w = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz\
+                        ª²³µ¹º¼½¾ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿ";
+        let ours: String = (0u8..=255)
+            .map(char::from)
+            .filter(|&c| is_word_char(c))
+            .collect();
+        assert_eq!(ours, python_w);
+    }
+
+    #[test]
+    fn latin1_bytes_decode_one_char_per_byte() {
+        let bytes = [b'c', b'a', b'f', 0xE9, b' ', 0xFF, 0xFE];
+        assert_eq!(decode_latin1(&bytes), "café ÿþ");
+        assert_eq!(toks(&decode_latin1(&bytes)), ["café", "ÿþ"]);
+    }
+
+    #[test]
+    fn request_text_is_utf8_when_valid_else_latin1() {
+        assert_eq!(decode_text("café".as_bytes()), "café");
+        assert_eq!(decode_text(&[b'c', b'a', b'f', 0xE9]), "café");
+    }
+}
