@@ -71,9 +71,7 @@ pub struct ModelFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     /// The file could not be opened, read or written.
-    #[error(
-        "cannot access model file {path}: {source} (train one with `cargo run --release -p train`)"
-    )]
+    #[error("cannot access model file {path} (train one with `cargo run --release -p train`)")]
     Io {
         /// The file.
         path: PathBuf,
@@ -256,10 +254,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> 
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".model-")
-        .tempfile_in(dir)
-        .map_err(io)?;
+    let mut temp = readable_temp_file(dir, ".model-").map_err(io)?;
     temp.write_all(bytes).map_err(io)?;
     temp.as_file().sync_all().map_err(io)?;
     temp.persist(path).map_err(|e| io(e.error))?;
@@ -270,7 +265,216 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> 
     Ok(())
 }
 
+/// A temporary file in `dir` that will be readable by others once renamed (0644 less the umask),
+/// like a file made with `File::create`, so a non-root server can read what root trained.
+pub(crate) fn readable_temp_file(
+    dir: &Path,
+    prefix: &str,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ArtifactError> {
     bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| ArtifactError::Encode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Dataset, Document};
+    use crate::evaluation::Evaluation;
+
+    fn trained() -> ModelFile {
+        let doc = |text: &str, label| Document {
+            id: String::new(),
+            text: text.into(),
+            label,
+        };
+        let dataset = Dataset {
+            categories: vec!["rec.autos".into(), "rec.sport.hockey".into()],
+            train: vec![
+                doc("engine brakes car", 0),
+                doc("puck goalie ice", 1),
+                doc("car wheels", 0),
+            ],
+            test: vec![doc("car", 0)],
+            sha256: "ab".repeat(32),
+        };
+        let model = Model::train(&dataset, &TrainConfig::default()).expect("train");
+        let test = model.evaluate(&dataset.test);
+        let metadata = Metadata {
+            model_version: String::new(),
+            categories: vec![],
+            vocabulary_size: 0,
+            config: TrainConfig::default(),
+            train_documents: 3,
+            train_accuracy: 1.0,
+            test,
+            dataset_sha256: dataset.sha256.clone(),
+            crate_version: "0.0.0".into(),
+            created_at: None,
+        };
+        ModelFile::new(model, metadata).expect("wrap")
+    }
+
+    fn load(bytes: &[u8]) -> Result<ModelFile, ArtifactError> {
+        ModelFile::from_bytes(bytes, Path::new("m.bin"))
+    }
+
+    #[test]
+    fn round_trip_keeps_model_and_metadata() {
+        let file = trained();
+        assert_eq!(file.metadata.model_version.len(), 12);
+        assert_eq!(file.metadata.vocabulary_size, file.model.vocabulary().len());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/model.bin");
+        file.save(&path).expect("save");
+        let back = ModelFile::load(&path).expect("load");
+        assert_eq!(back, file);
+        assert_eq!(
+            back.model.classify("my car needs brakes"),
+            file.model.classify("my car needs brakes")
+        );
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("ls")
+            .flatten()
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn encoding_is_deterministic() {
+        assert_eq!(
+            trained().to_bytes().expect("a"),
+            trained().to_bytes().expect("b")
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_file_is_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("model.bin");
+        trained().save(&path).expect("save");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o004, 0o004, "mode {mode:o}");
+    }
+
+    #[test]
+    fn every_truncation_is_reported_as_such() {
+        let bytes = trained().to_bytes().expect("encode");
+        for cut in [
+            9,
+            HEADER_LEN - 1,
+            HEADER_LEN,
+            HEADER_LEN + 1,
+            bytes.len() / 2,
+            bytes.len() - 1,
+        ] {
+            let err = load(&bytes[..cut]).expect_err("truncated");
+            assert!(
+                matches!(err, ArtifactError::Truncated { .. }),
+                "cut at {cut}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn flipped_bits_anywhere_in_the_payload_are_caught() {
+        let bytes = trained().to_bytes().expect("encode");
+        for at in [HEADER_LEN, HEADER_LEN + 7, bytes.len() / 2, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            let err = load(&bad).expect_err("corrupt");
+            assert!(
+                matches!(err, ArtifactError::Corrupted { .. }),
+                "byte {at}: {err}"
+            );
+        }
+        let mut bad = bytes.clone();
+        bad[20] ^= 1; // the stored checksum itself
+        assert!(matches!(load(&bad), Err(ArtifactError::Corrupted { .. })));
+        let mut longer = bytes;
+        longer.push(0);
+        assert!(matches!(
+            load(&longer),
+            Err(ArtifactError::Corrupted { .. })
+        ));
+    }
+
+    #[test]
+    fn foreign_files_are_not_models() {
+        for foreign in [
+            &b""[..],
+            b"20NG",
+            b"\x7fELF\x02\x01\x01\0\0\0\0\0",
+            b"{\"json\": true}",
+        ] {
+            assert!(matches!(
+                load(foreign),
+                Err(ArtifactError::NotAModel { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn newer_and_older_formats_are_refused_with_advice() {
+        let bytes = trained().to_bytes().expect("encode");
+        let mut newer = bytes.clone();
+        newer[8..10].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let err = load(&newer).expect_err("newer");
+        assert!(
+            matches!(err, ArtifactError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1)
+        );
+        assert!(err.to_string().contains("upgrade"), "{err}");
+        let mut older = bytes;
+        older[8..10].copy_from_slice(&0u16.to_le_bytes());
+        assert!(matches!(
+            load(&older),
+            Err(ArtifactError::OlderFormat { found: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_well_formed_but_inconsistent_payload_is_refused() {
+        let mut file = trained();
+        file.model = {
+            let doc = |text: &str, label| Document {
+                id: String::new(),
+                text: text.into(),
+                label,
+            };
+            let three = Dataset {
+                categories: vec!["a".into(), "b".into(), "c".into()],
+                train: vec![doc("x1 yy", 0), doc("zz", 1), doc("ww", 2)],
+                test: vec![],
+                sha256: String::new(),
+            };
+            let mut m = Model::train(&three, &TrainConfig::default()).expect("train");
+            m.drop_category_for_test();
+            m
+        };
+        let bytes = file.to_bytes().expect("encode");
+        let err = load(&bytes).expect_err("inconsistent");
+        assert!(matches!(err, ArtifactError::Corrupted { .. }), "{err}");
+        let _ = Evaluation::new(&[], &[], &[]);
+    }
+
+    #[test]
+    fn missing_file_says_how_to_get_one() {
+        let err = ModelFile::load(Path::new("/nonexistent/model.bin")).expect_err("missing");
+        assert!(
+            err.to_string().contains("cargo run --release -p train"),
+            "{err}"
+        );
+    }
 }

@@ -205,3 +205,84 @@ fn weigh(weighting: Weighting, idf: &Idf, counts: &TermCounts) -> SparseVector {
         Weighting::Counts => SparseVector::from(counts),
     }
 }
+
+#[cfg(test)]
+impl Model {
+    /// Makes the categories disagree with the classifier, as a damaged file could.
+    pub(crate) fn drop_category_for_test(&mut self) {
+        self.categories.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str, label: usize) -> Document {
+        Document {
+            id: String::new(),
+            text: text.into(),
+            label,
+        }
+    }
+
+    fn dataset() -> Dataset {
+        Dataset {
+            categories: vec!["autos".into(), "hockey".into()],
+            train: vec![
+                doc("car engine car", 0),
+                doc("brakes car", 0),
+                doc("puck ice goal", 1),
+                doc("goal puck", 1),
+            ],
+            test: vec![doc("car brakes", 0), doc("puck", 1)],
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn steps_compose_to_classify() {
+        for weighting in [Weighting::Counts, Weighting::TfIdf] {
+            let config = TrainConfig {
+                weighting,
+                ..TrainConfig::default()
+            };
+            let model = Model::train(&dataset(), &config).expect("train");
+            let text = "A new ENGINE for the car, not a puck";
+            let tokens = model.tokenize(text);
+            let counts = model.count(&tokens);
+            // 'a' is too short to be a token; new, for, the, not are unknown.
+            assert_eq!((counts.tokens, counts.out_of_vocabulary), (7, 4));
+            let stepwise = model.predict(&model.weigh(&counts));
+            assert_eq!(stepwise, model.classify(text));
+            assert_eq!(stepwise.label, 0);
+            assert!(stepwise.confidence() > 0.5);
+            assert_eq!(model.evaluate(&dataset().test).accuracy, 1.0);
+        }
+    }
+
+    #[test]
+    fn tfidf_weighting_feeds_tfidf_and_counts_feeds_counts() {
+        let tfidf = Model::train(
+            &dataset(),
+            &TrainConfig {
+                weighting: Weighting::TfIdf,
+                ..TrainConfig::default()
+            },
+        )
+        .expect("train");
+        let counts = tfidf.count(&tfidf.tokenize("car car puck"));
+        assert_eq!(tfidf.weigh(&counts), tfidf.tfidf(&counts));
+        let raw = Model::train(&dataset(), &TrainConfig::default()).expect("train");
+        let counts = raw.count(&raw.tokenize("car car puck"));
+        assert_eq!(raw.weigh(&counts).values, [2.0, 1.0]);
+    }
+
+    #[test]
+    fn weighting_parses_from_its_display() {
+        for w in [Weighting::Counts, Weighting::TfIdf] {
+            assert_eq!(w.to_string().parse::<Weighting>(), Ok(w));
+        }
+        assert!("bm25".parse::<Weighting>().is_err());
+    }
+}

@@ -29,7 +29,7 @@ const MAX_BYTES: u64 = 256 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     /// The cache folder could not be written.
-    #[error("cannot write to the cache folder {path}: {source}")]
+    #[error("cannot write to the cache folder {path}")]
     Cache {
         /// The folder or file.
         path: PathBuf,
@@ -104,9 +104,7 @@ fn download_one(
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
     let total = response.body().content_length();
     progress.start("downloading", total);
-    let mut temp = tempfile::Builder::new()
-        .prefix(".20news-download-")
-        .tempfile_in(dir)
+    let mut temp = crate::artifact::readable_temp_file(dir, ".20news-download-")
         .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
     let body = response.body_mut().as_reader().take(MAX_BYTES + 1);
     let mut reader = HashingReader::new(body, progress);

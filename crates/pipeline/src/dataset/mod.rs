@@ -76,7 +76,7 @@ pub struct Dataset {
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     /// The archive file could not be opened or read.
-    #[error("cannot read archive {path}: {source}")]
+    #[error("cannot read archive {path}")]
     Io {
         /// The archive.
         path: PathBuf,
@@ -92,7 +92,7 @@ pub enum DatasetError {
     },
     /// The gzip or tar stream is broken.
     #[error(
-        "{path} is not a valid tar.gz archive (corrupt or truncated?): {source}; delete it and download it again"
+        "{path} is not a valid tar.gz archive (corrupt or truncated?); use an intact 20news-bydate.tar.gz"
     )]
     Corrupt {
         /// The archive.
