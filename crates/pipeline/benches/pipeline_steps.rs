@@ -17,15 +17,22 @@ fn archive() -> PathBuf {
         Some(PathBuf::from("../../data/20news-bydate.tar.gz")),
         Some(PathBuf::from("data/20news-bydate.tar.gz")),
     ];
-    candidates.into_iter().flatten().find(|p| p.exists()).unwrap_or_else(|| {
-        eprintln!("set NEWSGROUPS_ARCHIVE to 20news-bydate.tar.gz (or run `cargo run -p train` first)");
-        std::process::exit(2)
-    })
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            eprintln!(
+                "set NEWSGROUPS_ARCHIVE to 20news-bydate.tar.gz (or run `cargo run -p train` first)"
+            );
+            std::process::exit(2)
+        })
 }
 
 fn steps(c: &mut Criterion) {
     let categories: Vec<String> = DEFAULT_CATEGORIES.map(String::from).to_vec();
-    let dataset = read_archive(&archive(), &categories, None, &NoProgress).expect("read the archive");
+    let dataset =
+        read_archive(&archive(), &categories, None, &NoProgress).expect("read the archive");
     let model = Model::train(&dataset, &TrainConfig::default()).expect("train");
     let docs: Vec<&str> = dataset.test.iter().map(|d| d.text.as_str()).collect();
     // A document of median length, for the per-step figures.
@@ -42,7 +49,9 @@ fn steps(c: &mut Criterion) {
     group.bench_function("count", |b| b.iter(|| model.count(black_box(&tokens))));
     group.bench_function("tfidf", |b| b.iter(|| model.tfidf(black_box(&counts))));
     group.bench_function("weigh", |b| b.iter(|| model.weigh(black_box(&counts))));
-    group.bench_function("predict", |b| b.iter(|| model.predict(black_box(&features))));
+    group.bench_function("predict", |b| {
+        b.iter(|| model.predict(black_box(&features)))
+    });
     group.finish();
 
     // Every test document in turn: the per-request cost over the real length distribution.
@@ -50,7 +59,9 @@ fn steps(c: &mut Criterion) {
     c.bench_function("classify/test_documents_round_robin", |b| {
         b.iter(|| model.classify(black_box(next.next().copied().unwrap_or_default())))
     });
-    c.bench_function("classify/median_document", |b| b.iter(|| model.classify(black_box(median))));
+    c.bench_function("classify/median_document", |b| {
+        b.iter(|| model.classify(black_box(median)))
+    });
 }
 
 criterion_group!(benches, steps);

@@ -115,7 +115,10 @@ mod tests {
             &idf.transform(&counts[0]).values,
             &[0.38550292, 0.50689001, 0.77100584],
         );
-        assert_close(&idf.transform(&counts[1]).values, &[std::f64::consts::FRAC_1_SQRT_2; 2]);
+        assert_close(
+            &idf.transform(&counts[1]).values,
+            &[std::f64::consts::FRAC_1_SQRT_2; 2],
+        );
         assert_close(
             &idf.transform(&counts[2]).values,
             &[0.3349067, 0.88072413, 0.3349067],
