@@ -36,6 +36,8 @@ pub mod evaluation;
 pub mod model;
 pub mod preprocess;
 pub mod progress;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 
 pub use artifact::{ArtifactError, Metadata, ModelFile};
 pub use model::{Model, Prediction, TrainConfig, Weighting};

@@ -1,0 +1,277 @@
+//! A span processor with a bounded queue that never blocks a request, counts what it drops, and
+//! shuts down within a deadline whatever the collector does.
+//!
+//! The SDK's own `BatchSpanProcessor` drops silently (one log line, a total only at shutdown), and
+//! its async-runtime variant can hang at shutdown against an unreachable endpoint
+//! (opentelemetry-rust#3589) or deadlock a one-worker runtime with the gRPC exporter (#3380). Here
+//! the exporter lives on its own thread with its own small Tokio runtime, so neither the server's
+//! runtime nor its worker count matter, every export is bounded by a timeout, and `shutdown` waits
+//! for the thread at most the time it is given.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+/// Queue and batch settings (the `OTEL_BSP_*` variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Spans waiting for export at most; more are dropped and counted.
+    pub max_queue_size: usize,
+    /// Spans sent in one export at most.
+    pub max_export_batch_size: usize,
+    /// Longest wait before a partial batch is sent.
+    pub scheduled_delay: Duration,
+    /// Longest time one export may take before it is abandoned.
+    pub export_timeout: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl BatchSettings {
+    /// Defaults overridden by `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
+    /// `OTEL_BSP_SCHEDULE_DELAY` and `OTEL_BSP_EXPORT_TIMEOUT` (milliseconds), when valid.
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let d = Self::default();
+        let max_queue_size =
+            var("OTEL_BSP_MAX_QUEUE_SIZE").map_or(d.max_queue_size, |v| v.max(1) as usize);
+        Self {
+            max_queue_size,
+            max_export_batch_size: var("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+                .map_or(d.max_export_batch_size, |v| v.max(1) as usize)
+                .min(max_queue_size),
+            scheduled_delay: var("OTEL_BSP_SCHEDULE_DELAY")
+                .map_or(d.scheduled_delay, Duration::from_millis),
+            export_timeout: var("OTEL_BSP_EXPORT_TIMEOUT")
+                .map_or(d.export_timeout, Duration::from_millis),
+        }
+    }
+}
+
+/// Counters shared with whoever reports them (the `/metrics` endpoint).
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    /// Spans dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Spans the exporter accepted.
+    pub exported: AtomicU64,
+    /// Spans in batches that failed or timed out.
+    pub failed: AtomicU64,
+}
+
+enum Control {
+    Resource(Resource),
+    Flush(SyncSender<()>),
+    Shutdown(SyncSender<()>),
+}
+
+/// The span processor. Cheap to call from any thread: `on_end` is one `try_send`.
+#[derive(Debug)]
+pub struct BoundedBatchProcessor {
+    spans: SyncSender<SpanData>,
+    control: SyncSender<Control>,
+    stats: Arc<ExportStats>,
+    export_timeout: Duration,
+}
+
+impl BoundedBatchProcessor {
+    /// Starts the export thread. `make_exporter` runs on that thread, inside its Tokio runtime
+    /// (the gRPC exporter needs one at construction).
+    pub fn start<E, F>(
+        make_exporter: F,
+        settings: BatchSettings,
+        stats: Arc<ExportStats>,
+    ) -> std::io::Result<Self>
+    where
+        E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, String> + Send + 'static,
+    {
+        let (spans, span_rx) = mpsc::sync_channel(settings.max_queue_size);
+        let (control, control_rx) = mpsc::sync_channel(16);
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
+        let thread_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("otel-export".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("cannot start the export runtime: {e}")));
+                        return;
+                    }
+                };
+                let exporter = {
+                    let _entered = runtime.enter();
+                    make_exporter()
+                };
+                match exporter {
+                    Ok(exporter) => {
+                        let _ = ready_tx.send(Ok(()));
+                        ExportLoop {
+                            runtime,
+                            exporter,
+                            spans: span_rx,
+                            control: control_rx,
+                            settings,
+                            stats: thread_stats,
+                        }
+                        .run();
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Self {
+                spans,
+                control,
+                stats,
+                export_timeout: settings.export_timeout,
+            }),
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Err(std::io::Error::other("the export thread died at start")),
+        }
+    }
+
+    fn ask(
+        &self,
+        make: impl FnOnce(SyncSender<()>) -> Control,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        self.control
+            .try_send(make(ack_tx))
+            .map_err(|_| OTelSdkError::InternalFailure("export thread busy or gone".into()))?;
+        ack_rx
+            .recv_timeout(timeout)
+            .map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+}
+
+impl SpanProcessor for BoundedBatchProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        match self.spans.try_send(span) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.ask(Control::Flush, self.export_timeout + Duration::from_secs(1))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.ask(Control::Shutdown, timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        let _ = self.control.try_send(Control::Resource(resource.clone()));
+    }
+}
+
+struct ExportLoop<E> {
+    runtime: tokio::runtime::Runtime,
+    exporter: E,
+    spans: Receiver<SpanData>,
+    control: Receiver<Control>,
+    settings: BatchSettings,
+    stats: Arc<ExportStats>,
+}
+
+impl<E: SpanExporter> ExportLoop<E> {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.settings.max_export_batch_size);
+        let mut deadline = Instant::now() + self.settings.scheduled_delay;
+        loop {
+            // Control messages are rare; poll them between spans at a short interval.
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            match self.spans.recv_timeout(wait) {
+                Ok(span) => batch.push(span),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.drain_and_export(&mut batch);
+                    return;
+                }
+            }
+            if batch.len() >= self.settings.max_export_batch_size || Instant::now() >= deadline {
+                self.export(&mut batch);
+                deadline = Instant::now() + self.settings.scheduled_delay;
+            }
+            while let Ok(message) = self.control.try_recv() {
+                match message {
+                    Control::Resource(resource) => self.exporter.set_resource(&resource),
+                    Control::Flush(ack) => {
+                        self.drain_and_export(&mut batch);
+                        let _ = ack.send(());
+                    }
+                    Control::Shutdown(ack) => {
+                        self.drain_and_export(&mut batch);
+                        let _ = self
+                            .exporter
+                            .shutdown_with_timeout(self.settings.export_timeout);
+                        let _ = ack.send(());
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_and_export(&mut self, batch: &mut Vec<SpanData>) {
+        while let Ok(span) = self.spans.try_recv() {
+            batch.push(span);
+            if batch.len() >= self.settings.max_export_batch_size {
+                self.export(batch);
+            }
+        }
+        self.export(batch);
+    }
+
+    fn export(&mut self, batch: &mut Vec<SpanData>) {
+        if batch.is_empty() {
+            return;
+        }
+        let spans = std::mem::take(batch);
+        let n = spans.len() as u64;
+        let timeout = self.settings.export_timeout;
+        let result = self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, self.exporter.export(spans)).await });
+        let counter = match result {
+            Ok(Ok(())) => &self.stats.exported,
+            Ok(Err(_)) | Err(_) => &self.stats.failed,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

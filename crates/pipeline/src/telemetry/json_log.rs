@@ -1,0 +1,144 @@
+//! JSON log lines that carry the OpenTelemetry `trace_id` and `span_id` of the span they are
+//! emitted in, at the top level, so a log query or a Loki derived field finds them with
+//! `"trace_id":"(\w+)"`.
+//!
+//! One object per line: `timestamp` (RFC 3339, UTC), `level`, `target`, `message`, the event's
+//! fields, `span` (the current span's name), `trace_id`, `span_id`.
+
+use std::fmt::Write as _;
+
+use opentelemetry::trace::{TraceContextExt, TraceId};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The event formatter; plug it into `tracing_subscriber::fmt::layer().event_format(..)`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonWithTraceIds;
+
+impl<S, N> FormatEvent<S, N> for JsonWithTraceIds
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::with_capacity(256);
+        line.push_str("{\"timestamp\":\"");
+        SystemTime.format_time(&mut Writer::new(&mut line))?;
+        let meta = event.metadata();
+        let _ = write!(line, "\",\"level\":\"{}\",\"target\":", meta.level());
+        push_json_str(&mut line, meta.target());
+        let mut fields = JsonFields { out: &mut line };
+        event.record(&mut fields);
+        if let Some(span) = ctx.lookup_current() {
+            line.push_str(",\"span\":");
+            push_json_str(&mut line, span.name());
+            if let Some((trace_id, span_id)) = otel_ids(&span.id()) {
+                let _ = write!(
+                    line,
+                    ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""
+                );
+            }
+        }
+        line.push('}');
+        writeln!(writer, "{line}")
+    }
+}
+
+/// The ids the OpenTelemetry layer gave a span (they are what gets exported).
+fn otel_ids(id: &tracing::span::Id) -> Option<(String, String)> {
+    tracing::dispatcher::get_default(|dispatch| {
+        let cx = tracing_opentelemetry::get_otel_context(id, dispatch)?;
+        let span = cx.span();
+        let sc = span.span_context();
+        (sc.trace_id() != TraceId::INVALID)
+            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    })
+}
+
+struct JsonFields<'a> {
+    out: &'a mut String,
+}
+
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) {
+        self.out.push(',');
+        push_json_str(self.out, field.name());
+        self.out.push(':');
+    }
+}
+
+impl Visit for JsonFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        push_json_str(self.out, value);
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.key(field);
+        push_json_str(self.out, &format!("{value:?}"));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.out, "{value}");
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.out, "{value}");
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        let _ = write!(self.out, "{value}");
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        if value.is_finite() {
+            let _ = write!(self.out, "{value}");
+        } else {
+            self.out.push_str("null");
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.key(field);
+        push_json_str(self.out, &value.to_string());
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_as_json() {
+        let mut s = String::new();
+        push_json_str(&mut s, "a\"b\\c\nd\u{1}é");
+        let back: String = serde_json::from_str(&s).expect("valid JSON string");
+        assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+}

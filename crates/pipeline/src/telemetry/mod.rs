@@ -1,0 +1,307 @@
+//! Telemetry setup shared by the binaries (feature `telemetry`): JSON logs carrying trace ids,
+//! OpenTelemetry traces exported over OTLP, and the Prometheus metrics recorder.
+//!
+//! Business code never touches this module after start-up: it uses `tracing` and `metrics`
+//! macros. Everything is configured the way users already know: `RUST_LOG` for log levels and the
+//! standard `OTEL_*` variables for traces (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
+//! `..._PROTOCOL` (`http/protobuf` or `grpc`), `..._HEADERS`, `..._TIMEOUT`, `OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`,
+//! `OTEL_TRACES_EXPORTER=none`). With no endpoint set, spans still get ids (for logs and response
+//! headers) but nothing is exported.
+
+pub mod export;
+pub mod json_log;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, WorkerGuard};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{Layer as _, Registry};
+
+pub use export::{BatchSettings, ExportStats};
+
+/// What the binary wants from telemetry.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// `service.name` when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` sets one.
+    pub service_name: &'static str,
+    /// Also write the JSON logs to daily-rotated files here.
+    pub log_dir: Option<PathBuf>,
+    /// File name prefix of those files (`<prefix>.YYYY-MM-DD.log`).
+    pub log_file_prefix: &'static str,
+    /// Log filter when `RUST_LOG` is not set.
+    pub default_log_filter: &'static str,
+    /// Histogram bucket bounds per metric name; histograms not listed render as summaries, so
+    /// list every histogram.
+    pub histogram_buckets: Vec<(&'static str, Vec<f64>)>,
+}
+
+/// Where spans go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceExport {
+    /// No endpoint configured (or `OTEL_TRACES_EXPORTER=none`): ids only.
+    Disabled,
+    /// `OTEL_SDK_DISABLED=true`: no OpenTelemetry layer at all (no trace ids in logs either).
+    SdkDisabled,
+    /// OTLP over HTTP/protobuf or gRPC to this endpoint.
+    Otlp {
+        /// `http/protobuf` or `grpc`.
+        protocol: String,
+        /// The endpoint as configured.
+        endpoint: String,
+    },
+}
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// A global recorder or subscriber was already installed.
+    #[error("telemetry is already initialised in this process: {0}")]
+    AlreadyInitialised(String),
+    /// The log folder cannot be written.
+    #[error("cannot write logs to {path}: {reason}; create the folder or fix --log-dir")]
+    LogDir {
+        /// The folder.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A bad `OTEL_*` setting or an exporter that cannot be built.
+    #[error("OpenTelemetry configuration: {0}")]
+    Otel(String),
+    /// A bad histogram bucket list.
+    #[error("metrics configuration: {0}")]
+    Metrics(String),
+}
+
+/// Running telemetry. Keep it alive for the life of the process; [`Telemetry::shutdown`] (or drop)
+/// flushes spans (bounded by a deadline) and logs.
+#[derive(Debug)]
+pub struct Telemetry {
+    /// Renders `/metrics`.
+    pub prometheus: PrometheusHandle,
+    /// Span export counters (dropped, exported, failed).
+    pub export_stats: Arc<ExportStats>,
+    /// Where spans go.
+    pub trace_export: TraceExport,
+    provider: Option<SdkTracerProvider>,
+    log_guards: Vec<WorkerGuard>,
+    log_errors: Vec<ErrorCounter>,
+}
+
+impl Telemetry {
+    /// Installs the metrics recorder, the tracer provider and the log subscriber, globally.
+    pub fn init(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
+        let prometheus = install_prometheus(&config.histogram_buckets)?;
+        let export_stats = Arc::new(ExportStats::default());
+        let trace_export = trace_export_from_env();
+        let provider = match &trace_export {
+            TraceExport::SdkDisabled => None,
+            _ => Some(tracer_provider(
+                config.service_name,
+                &trace_export,
+                export_stats.clone(),
+            )?),
+        };
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+        let mut log_guards = Vec::new();
+        let mut log_errors = Vec::new();
+        let mut writer = |w: NonBlocking, g: WorkerGuard| {
+            log_errors.push(w.error_counter());
+            log_guards.push(g);
+            w
+        };
+        let (stdout, g) = tracing_appender::non_blocking(std::io::stdout());
+        let stdout = writer(stdout, g);
+        let file = match &config.log_dir {
+            Some(dir) => {
+                let appender = tracing_appender::rolling::Builder::new()
+                    .rotation(tracing_appender::rolling::Rotation::DAILY)
+                    .filename_prefix(config.log_file_prefix)
+                    .filename_suffix("log")
+                    .max_log_files(7)
+                    .build(dir)
+                    .map_err(|e| TelemetryError::LogDir {
+                        path: dir.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let (w, g) = tracing_appender::non_blocking(appender);
+                Some(writer(w, g))
+            }
+            None => None,
+        };
+
+        let filter = || {
+            EnvFilter::builder()
+                .with_default_directive(LevelFilter::INFO.into())
+                .parse(
+                    std::env::var("RUST_LOG")
+                        .unwrap_or_else(|_| config.default_log_filter.to_owned()),
+                )
+                .unwrap_or_else(|_| EnvFilter::new(config.default_log_filter))
+        };
+        type BoxedLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
+        let log_layer = |w: NonBlocking| -> BoxedLayer {
+            tracing_subscriber::fmt::layer()
+                .event_format(json_log::JsonWithTraceIds)
+                .with_writer(w)
+                .with_filter(filter())
+                .boxed()
+        };
+        let mut layers: Vec<BoxedLayer> = Vec::new();
+        // Spans are traced at INFO whatever RUST_LOG says: log levels must not switch traces off.
+        if let Some(p) = provider.as_ref() {
+            let otel = tracing_opentelemetry::layer()
+                .with_tracer(p.tracer(config.service_name))
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_filter(LevelFilter::INFO);
+            layers.push(otel.boxed());
+        }
+        layers.push(log_layer(stdout));
+        if let Some(file) = file {
+            layers.push(log_layer(file));
+        }
+        Registry::default()
+            .with(layers)
+            .try_init()
+            .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
+        Ok(Self {
+            prometheus,
+            export_stats,
+            trace_export,
+            provider,
+            log_guards,
+            log_errors,
+        })
+    }
+
+    /// Log lines dropped because a writer could not keep up.
+    pub fn log_lines_dropped(&self) -> u64 {
+        self.log_errors
+            .iter()
+            .map(|e| e.dropped_lines() as u64)
+            .sum()
+    }
+
+    /// Flushes and stops span export, waiting at most `timeout`, then flushes the logs.
+    pub fn shutdown(&mut self, timeout: Duration) {
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown_with_timeout(timeout)
+        {
+            tracing::warn!(error = %e, "span export did not finish in time; unsent spans are lost");
+        }
+        self.log_guards.clear();
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.shutdown(Duration::from_secs(3));
+    }
+}
+
+fn install_prometheus(
+    buckets: &[(&'static str, Vec<f64>)],
+) -> Result<PrometheusHandle, TelemetryError> {
+    let mut builder = PrometheusBuilder::new();
+    for (name, bounds) in buckets {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full((*name).to_owned()), bounds)
+            .map_err(|e| TelemetryError::Metrics(format!("{name}: {e}")))?;
+    }
+    builder
+        .install_recorder()
+        .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Reads the standard variables that decide whether and where spans are exported.
+pub fn trace_export_from_env() -> TraceExport {
+    if env_nonempty("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return TraceExport::SdkDisabled;
+    }
+    if env_nonempty("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none")) {
+        return TraceExport::Disabled;
+    }
+    let endpoint = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .or_else(|| env_nonempty("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    let protocol = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|| env_nonempty("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "http/protobuf".to_owned());
+    match endpoint {
+        Some(endpoint) => TraceExport::Otlp { protocol, endpoint },
+        None => TraceExport::Disabled,
+    }
+}
+
+fn resource(default_service_name: &'static str) -> Resource {
+    let named_by_env = env_nonempty("OTEL_SERVICE_NAME").is_some()
+        || env_nonempty("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
+    let builder = Resource::builder();
+    if named_by_env {
+        builder.build()
+    } else {
+        builder.with_service_name(default_service_name).build()
+    }
+}
+
+fn tracer_provider(
+    service_name: &'static str,
+    export: &TraceExport,
+    stats: Arc<ExportStats>,
+) -> Result<SdkTracerProvider, TelemetryError> {
+    let builder = SdkTracerProvider::builder().with_resource(resource(service_name));
+    let TraceExport::Otlp { protocol, .. } = export else {
+        return Ok(builder.build());
+    };
+    // The exporter builders read the endpoint, headers, timeout and compression variables.
+    let processor = match protocol.as_str() {
+        "grpc" => export::BoundedBatchProcessor::start(
+            || {
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .build()
+                    .map_err(|e| e.to_string())
+            },
+            BatchSettings::from_env(),
+            stats,
+        ),
+        "http/protobuf" => export::BoundedBatchProcessor::start(
+            || {
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .build()
+                    .map_err(|e| e.to_string())
+            },
+            BatchSettings::from_env(),
+            stats,
+        ),
+        other => {
+            return Err(TelemetryError::Otel(format!(
+                "unsupported OTLP protocol {other:?}; use http/protobuf or grpc"
+            )));
+        }
+    }
+    .map_err(|e| TelemetryError::Otel(e.to_string()))?;
+    Ok(builder.with_span_processor(processor).build())
+}
