@@ -1,6 +1,55 @@
-//! `serve`: placeholder until its issue lands; it only says so.
+//! `serve`: parse flags, load the model, start telemetry, serve until SIGTERM/SIGINT, flush.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("serve is not implemented yet (see the project's open issues)");
-    std::process::ExitCode::from(2)
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use pipeline::ModelFile;
+use pipeline::telemetry::Telemetry;
+use serve::config::Config;
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        runtime.worker_threads(usize::from(n));
+    }
+    let result = runtime.enable_all().build().context("cannot start the Tokio runtime").and_then(|rt| rt.block_on(run(config)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let model = ModelFile::load(&config.model)?;
+    let mut telemetry = Telemetry::init(&serve::telemetry_config(&config))?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let app = serve::App::new(model, serve::Limits::from(&config), Some(&telemetry));
+    tracing::info!(
+        %addr,
+        model_version = %app_model_version(&app),
+        trace_export = ?telemetry.trace_export,
+        "listening"
+    );
+    let policy = serve::ShutdownPolicy {
+        header_timeout: config.header_timeout,
+        drain_delay: config.drain_delay,
+        grace: config.shutdown_grace,
+    };
+    serve::run(listener, app, policy, serve::shutdown::shutdown_signal()).await;
+    // Blocking flush (bounded); the runtime is still up for any export task that needs it.
+    let timeout = config.telemetry_flush_timeout;
+    tokio::task::spawn_blocking(move || telemetry.shutdown(timeout)).await.context("telemetry flush panicked")?;
+    Ok(())
+}
+
+fn app_model_version(app: &serve::App) -> String {
+    app.model_version().to_owned()
 }

@@ -84,6 +84,17 @@ pub enum TelemetryError {
     Metrics(String),
 }
 
+/// Counts of log lines dropped by the non-blocking writers.
+#[derive(Debug, Clone)]
+pub struct LogDrops(Vec<ErrorCounter>);
+
+impl LogDrops {
+    /// Lines dropped so far, all writers together.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|e| e.dropped_lines() as u64).sum()
+    }
+}
+
 /// Running telemetry. Keep it alive for the life of the process; [`Telemetry::shutdown`] (or drop)
 /// flushes spans (bounded by a deadline) and logs.
 #[derive(Debug)]
@@ -190,10 +201,12 @@ impl Telemetry {
 
     /// Log lines dropped because a writer could not keep up.
     pub fn log_lines_dropped(&self) -> u64 {
-        self.log_errors
-            .iter()
-            .map(|e| e.dropped_lines() as u64)
-            .sum()
+        self.log_drops().total()
+    }
+
+    /// A handle that reads the dropped-log-lines count later, from anywhere.
+    pub fn log_drops(&self) -> LogDrops {
+        LogDrops(self.log_errors.clone())
     }
 
     /// Flushes and stops span export, waiting at most `timeout`, then flushes the logs.
