@@ -35,7 +35,11 @@ pub struct Limits {
 
 impl From<&Config> for Limits {
     fn from(c: &Config) -> Self {
-        Self { max_body_bytes: c.max_body_bytes, request_timeout: c.request_timeout, max_concurrency: c.max_concurrency }
+        Self {
+            max_body_bytes: c.max_body_bytes,
+            request_timeout: c.request_timeout,
+            max_concurrency: c.max_concurrency,
+        }
     }
 }
 
@@ -49,7 +53,11 @@ pub struct App {
     pub(crate) model_metrics: ModelMetrics,
     ready: AtomicBool,
     health: Bytes,
-    metrics: Option<(Scrape, metrics_exporter_prometheus::PrometheusHandle, pipeline::telemetry::LogDrops)>,
+    metrics: Option<(
+        Scrape,
+        metrics_exporter_prometheus::PrometheusHandle,
+        pipeline::telemetry::LogDrops,
+    )>,
 }
 
 impl App {
@@ -131,17 +139,29 @@ impl App {
         response
     }
 
-    async fn dispatch(&self, req: Request<Incoming>, route: Route) -> Result<HttpResponse, ApiError> {
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        route: Route,
+    ) -> Result<HttpResponse, ApiError> {
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         match (route, get, req.method() == Method::POST) {
             (Route::Predict, _, true) => crate::predict::predict(self, req).await,
             (Route::Predict, _, false) => Err(not_allowed(&req, route, "POST")),
             (Route::Unmatched, _, _) => Err(ApiError::NotFound),
             (_, false, _) => Err(not_allowed(&req, route, "GET, HEAD")),
-            (Route::Livez, true, _) => Ok(json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"alive\"}"))),
-            (Route::Readyz, true, _) if self.is_ready() => Ok(json(StatusCode::OK, Bytes::from_static(b"{\"status\":\"ready\"}"))),
+            (Route::Livez, true, _) => Ok(json(
+                StatusCode::OK,
+                Bytes::from_static(b"{\"status\":\"alive\"}"),
+            )),
+            (Route::Readyz, true, _) if self.is_ready() => Ok(json(
+                StatusCode::OK,
+                Bytes::from_static(b"{\"status\":\"ready\"}"),
+            )),
             (Route::Readyz, true, _) => Err(ApiError::ShuttingDown),
-            (Route::Healthz | Route::Root, true, _) => Ok(json(StatusCode::OK, self.health.clone())),
+            (Route::Healthz | Route::Root, true, _) => {
+                Ok(json(StatusCode::OK, self.health.clone()))
+            }
             (Route::Metrics, true, _) => self.metrics_response(),
         }
     }
@@ -152,9 +172,10 @@ impl App {
         };
         let body = scrape.render(log_drops.total(), handle);
         let mut response = Response::new(Full::new(Bytes::from(body)));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
         Ok(response)
     }
 }
@@ -166,7 +187,11 @@ fn request_span(req: &Request<Incoming>, route: Route) -> tracing::Span {
         Route::Unmatched => method.to_owned(),
         _ => format!("{method} {}", route.template()),
     };
-    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     tracing::info_span!(
         "request",
         otel.name = %name,
@@ -183,13 +208,24 @@ fn request_span(req: &Request<Incoming>, route: Route) -> tracing::Span {
     )
 }
 
-fn access_log(method: &str, route: Route, path: &str, status: u16, elapsed: Duration, error: Option<&ApiError>) {
+fn access_log(
+    method: &str,
+    route: Route,
+    path: &str,
+    status: u16,
+    elapsed: Duration,
+    error: Option<&ApiError>,
+) {
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let route = route.template();
     match error {
         None => tracing::info!(
-            http.request.method = method, http.route = route, url.path = path,
-            http.response.status_code = status, duration_ms, "request served"
+            http.request.method = method,
+            http.route = route,
+            url.path = path,
+            http.response.status_code = status,
+            duration_ms,
+            "request served"
         ),
         Some(e) if status >= 500 => tracing::error!(
             http.request.method = method, http.route = route, url.path = path,
@@ -205,14 +241,21 @@ fn access_log(method: &str, route: Route, path: &str, status: u16, elapsed: Dura
 }
 
 fn not_allowed(req: &Request<Incoming>, route: Route, allowed: &'static str) -> ApiError {
-    ApiError::MethodNotAllowed { method: req.method().to_string(), path: route.template(), allowed }
+    ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: route.template(),
+        allowed,
+    }
 }
 
 /// A JSON response.
 pub(crate) fn json(status: StatusCode, body: Bytes) -> HttpResponse {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 

@@ -17,7 +17,12 @@ use clap::Parser;
 #[command(version, about, long_about)]
 pub struct Config {
     /// The model file written by `train`.
-    #[arg(long, env = "MODEL_PATH", default_value = "data/model.bin", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "MODEL_PATH",
+        default_value = "data/model.bin",
+        value_name = "PATH"
+    )]
     pub model: PathBuf,
 
     /// Address and port to listen on.
@@ -69,7 +74,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: f64 = number.trim().parse().map_err(|_| format!("invalid duration {s:?}; use e.g. 10s or 500ms"))?;
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}; use e.g. 10s or 500ms"))?;
     let seconds = match unit {
         "ms" => n / 1000.0,
         "s" => n,

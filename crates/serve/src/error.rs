@@ -6,7 +6,9 @@ use crate::observe::ErrorReason;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No document.
-    #[error("the request body is empty; send the document as the body (plain text or JSON {{\"text\": ...}})")]
+    #[error(
+        "the request body is empty; send the document as the body (plain text or JSON {{\"text\": ...}})"
+    )]
     EmptyBody,
     /// Body over the limit.
     #[error("the request body is larger than the limit of {limit} bytes")]
@@ -72,11 +74,15 @@ impl ApiError {
 
     /// The JSON body: `{"error": "<reason>", "message": "..."}`.
     pub fn body(&self) -> String {
-        serde_json::json!({ "error": self.reason().as_str(), "message": self.to_string() }).to_string()
+        serde_json::json!({ "error": self.reason().as_str(), "message": self.to_string() })
+            .to_string()
     }
 
     /// Whether the connection must close because the body was left unread.
     pub fn closes_connection(&self) -> bool {
-        matches!(self, Self::TooLarge { .. } | Self::Timeout(_) | Self::BodyRead(_))
+        matches!(
+            self,
+            Self::TooLarge { .. } | Self::Timeout(_) | Self::BodyRead(_)
+        )
     }
 }

@@ -14,7 +14,11 @@ fn main() -> ExitCode {
     if let Some(n) = config.worker_threads {
         runtime.worker_threads(usize::from(n));
     }
-    let result = runtime.enable_all().build().context("cannot start the Tokio runtime").and_then(|rt| rt.block_on(run(config)));
+    let result = runtime
+        .enable_all()
+        .build()
+        .context("cannot start the Tokio runtime")
+        .and_then(|rt| rt.block_on(run(config)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -46,7 +50,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     serve::run(listener, app, policy, serve::shutdown::shutdown_signal()).await;
     // Blocking flush (bounded); the runtime is still up for any export task that needs it.
     let timeout = config.telemetry_flush_timeout;
-    tokio::task::spawn_blocking(move || telemetry.shutdown(timeout)).await.context("telemetry flush panicked")?;
+    tokio::task::spawn_blocking(move || telemetry.shutdown(timeout))
+        .await
+        .context("telemetry flush panicked")?;
     Ok(())
 }
 

@@ -30,7 +30,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use pipeline::telemetry::{ExportStats, Telemetry};
 
 /// Request latency.
@@ -63,15 +66,20 @@ pub const MODEL_INFO: &str = "model_info";
 /// Latency buckets from 50 µs to 10 s: a prediction takes tens of microseconds, so the default
 /// OpenTelemetry buckets (starting at 5 ms) would put every request in the first one.
 const LATENCY_BUCKETS: [f64; 18] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 7.5, 10.0,
 ];
 const STEP_BUCKETS: [f64; 14] = [
-    0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.1, 1.0,
+    0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+    0.0025, 0.01, 0.1, 1.0,
 ];
 const SIZE_BUCKETS: [f64; 12] = [
-    64.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    64.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+    4194304.0,
 ];
-const TOKEN_BUCKETS: [f64; 11] = [0.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+const TOKEN_BUCKETS: [f64; 11] = [
+    0.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+];
 const RATIO_BUCKETS: [f64; 11] = [0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0];
 const CONFIDENCE_BUCKETS: [f64; 10] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0];
 
@@ -91,25 +99,74 @@ pub fn histogram_buckets() -> Vec<(&'static str, Vec<f64>)> {
 
 /// Registers help texts and units; call once after the recorder is installed.
 pub fn describe() {
-    describe_histogram!(REQUEST_DURATION, Unit::Seconds, "Duration of HTTP server requests.");
-    describe_counter!(REQUESTS, "HTTP requests served, by method, route and status code.");
-    describe_histogram!(REQUEST_BODY_SIZE, Unit::Bytes, "Size of HTTP request bodies read.");
-    describe_counter!(ERRORS, "HTTP requests that failed, by status class and reason.");
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Duration of HTTP server requests."
+    );
+    describe_counter!(
+        REQUESTS,
+        "HTTP requests served, by method, route and status code."
+    );
+    describe_histogram!(
+        REQUEST_BODY_SIZE,
+        Unit::Bytes,
+        "Size of HTTP request bodies read."
+    );
+    describe_counter!(
+        ERRORS,
+        "HTTP requests that failed, by status class and reason."
+    );
     describe_gauge!(ACTIVE_REQUESTS, "HTTP requests in progress.");
-    describe_gauge!(CONCURRENCY_LIMIT, "Most /predict requests handled at once; more get 503.");
-    describe_histogram!(STEP_DURATION, Unit::Seconds, "Duration of each preprocessing and prediction step.");
+    describe_gauge!(
+        CONCURRENCY_LIMIT,
+        "Most /predict requests handled at once; more get 503."
+    );
+    describe_histogram!(
+        STEP_DURATION,
+        Unit::Seconds,
+        "Duration of each preprocessing and prediction step."
+    );
     describe_counter!(PREDICTIONS, "Predictions made, by predicted label.");
-    describe_histogram!(CONFIDENCE, "Probability the model gave its predicted label.");
-    describe_histogram!(DOCUMENT_LENGTH, Unit::Bytes, "Size of documents classified.");
+    describe_histogram!(
+        CONFIDENCE,
+        "Probability the model gave its predicted label."
+    );
+    describe_histogram!(
+        DOCUMENT_LENGTH,
+        Unit::Bytes,
+        "Size of documents classified."
+    );
     describe_histogram!(DOCUMENT_TOKENS, "Tokens per document classified.");
-    describe_histogram!(OOV_RATIO, "Share of a document's tokens unknown to the model (a drift signal).");
-    describe_gauge!(MODEL_INFO, "The loaded model (always 1); its facts are labels.");
+    describe_histogram!(
+        OOV_RATIO,
+        "Share of a document's tokens unknown to the model (a drift signal)."
+    );
+    describe_gauge!(
+        MODEL_INFO,
+        "The loaded model (always 1); its facts are labels."
+    );
     describe_gauge!("tokio_workers", "Worker threads of the Tokio runtime.");
-    describe_gauge!("tokio_worker_busy_ratio", "Share of time Tokio workers were busy since the previous scrape.");
-    describe_counter!("otel_spans_dropped_total", "Spans dropped because the export queue was full.");
-    describe_counter!("otel_spans_exported_total", "Spans the OTLP exporter accepted.");
-    describe_counter!("otel_spans_failed_total", "Spans in export batches that failed or timed out.");
-    describe_counter!("log_lines_dropped_total", "Log lines dropped because a log writer could not keep up.");
+    describe_gauge!(
+        "tokio_worker_busy_ratio",
+        "Share of time Tokio workers were busy since the previous scrape."
+    );
+    describe_counter!(
+        "otel_spans_dropped_total",
+        "Spans dropped because the export queue was full."
+    );
+    describe_counter!(
+        "otel_spans_exported_total",
+        "Spans the OTLP exporter accepted."
+    );
+    describe_counter!(
+        "otel_spans_failed_total",
+        "Spans in export batches that failed or timed out."
+    );
+    describe_counter!(
+        "log_lines_dropped_total",
+        "Log lines dropped because a log writer could not keep up."
+    );
 }
 
 /// The routes of the server, with their templates (the only values `http_route` takes).
@@ -187,7 +244,9 @@ pub fn method_label(method: &http::Method) -> &'static str {
     }
 }
 
-const METHODS: [&str; 8] = ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "_OTHER"];
+const METHODS: [&str; 8] = [
+    "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "_OTHER",
+];
 const STATUSES: [u16; 10] = [200, 400, 404, 405, 408, 413, 415, 500, 503, 0];
 
 fn status_label(status: u16) -> (usize, &'static str) {
@@ -256,8 +315,14 @@ impl Default for RequestMetrics {
         let n = Route::ALL.len() * METHODS.len() * STATUSES.len();
         Self {
             duration: (0..n).map(|_| OnceLock::new()).collect(),
-            active: Route::ALL.iter().map(|r| gauge!(ACTIVE_REQUESTS, "http_route" => r.template())).collect(),
-            body_size: Route::ALL.iter().map(|r| histogram!(REQUEST_BODY_SIZE, "http_route" => r.template())).collect(),
+            active: Route::ALL
+                .iter()
+                .map(|r| gauge!(ACTIVE_REQUESTS, "http_route" => r.template()))
+                .collect(),
+            body_size: Route::ALL
+                .iter()
+                .map(|r| histogram!(REQUEST_BODY_SIZE, "http_route" => r.template()))
+                .collect(),
         }
     }
 }
@@ -267,7 +332,10 @@ impl RequestMetrics {
     pub fn start(&self, route: Route) -> ActiveGuard {
         let gauge = self.active[route.index()].clone();
         gauge.increment(1.0);
-        ActiveGuard { gauge, started: Instant::now() }
+        ActiveGuard {
+            gauge,
+            started: Instant::now(),
+        }
     }
 
     /// A body of `bytes` was read.
@@ -277,7 +345,10 @@ impl RequestMetrics {
 
     /// A request finished with `status` after `elapsed`.
     pub fn finish(&self, method: &'static str, route: Route, status: u16, elapsed: Duration) {
-        let m = METHODS.iter().position(|x| *x == method).unwrap_or(METHODS.len() - 1);
+        let m = METHODS
+            .iter()
+            .position(|x| *x == method)
+            .unwrap_or(METHODS.len() - 1);
         let (s, status_str) = status_label(status);
         let slot = (route.index() * METHODS.len() + m) * STATUSES.len() + s;
         let (histogram, count) = self.duration[slot].get_or_init(|| {
@@ -286,7 +357,10 @@ impl RequestMetrics {
                 ("http_route", route.template()),
                 ("http_response_status_code", status_str),
             ];
-            (histogram!(REQUEST_DURATION, &labels), counter!(REQUESTS, &labels))
+            (
+                histogram!(REQUEST_DURATION, &labels),
+                counter!(REQUESTS, &labels),
+            )
         });
         histogram.record(elapsed.as_secs_f64());
         count.increment(1);
@@ -351,12 +425,21 @@ impl ModelMetrics {
             ("model_version", meta.model_version.clone()),
             ("weighting", meta.config.weighting.to_string()),
             ("test_accuracy", format!("{:.4}", meta.test.accuracy)),
-            ("trained_at", meta.created_at.map_or_else(|| "unknown".to_owned(), |t| t.to_string())),
+            (
+                "trained_at",
+                meta.created_at
+                    .map_or_else(|| "unknown".to_owned(), |t| t.to_string()),
+            ),
         ];
         gauge!(MODEL_INFO, &info).set(1.0);
         Self {
-            steps: ["tokenize", "vectorize", "weigh", "predict"].map(|s| histogram!(STEP_DURATION, "step" => s)),
-            predictions: meta.categories.iter().map(|c| counter!(PREDICTIONS, "label" => c.clone())).collect(),
+            steps: ["tokenize", "vectorize", "weigh", "predict"]
+                .map(|s| histogram!(STEP_DURATION, "step" => s)),
+            predictions: meta
+                .categories
+                .iter()
+                .map(|c| counter!(PREDICTIONS, "label" => c.clone()))
+                .collect(),
             confidence: histogram!(CONFIDENCE),
             length: histogram!(DOCUMENT_LENGTH),
             tokens: histogram!(DOCUMENT_TOKENS),
@@ -370,7 +453,14 @@ impl ModelMetrics {
     }
 
     /// A document was classified.
-    pub fn prediction(&self, label: usize, confidence: f64, bytes: usize, tokens: usize, oov_ratio: f64) {
+    pub fn prediction(
+        &self,
+        label: usize,
+        confidence: f64,
+        bytes: usize,
+        tokens: usize,
+        oov_ratio: f64,
+    ) {
         if let Some(c) = self.predictions.get(label) {
             c.increment(1);
         }
@@ -405,7 +495,11 @@ impl Scrape {
     }
 
     /// Updates the read-on-scrape metrics and renders all of them.
-    pub fn render(&self, telemetry_dropped_logs: u64, handle: &metrics_exporter_prometheus::PrometheusHandle) -> String {
+    pub fn render(
+        &self,
+        telemetry_dropped_logs: u64,
+        handle: &metrics_exporter_prometheus::PrometheusHandle,
+    ) -> String {
         self.process.collect();
         self.runtime();
         self.exporters(telemetry_dropped_logs);
@@ -413,7 +507,9 @@ impl Scrape {
     }
 
     fn runtime(&self) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let m = rt.metrics();
         let workers = m.num_workers();
         let busy: Duration = (0..workers).map(|w| m.worker_total_busy_duration(w)).sum();
@@ -437,7 +533,12 @@ impl Scrape {
             self.export.failed.load(Ordering::Relaxed),
             dropped_logs,
         ];
-        let names = ["otel_spans_dropped_total", "otel_spans_exported_total", "otel_spans_failed_total", "log_lines_dropped_total"];
+        let names = [
+            "otel_spans_dropped_total",
+            "otel_spans_exported_total",
+            "otel_spans_failed_total",
+            "log_lines_dropped_total",
+        ];
         if let Ok(mut pushed) = self.pushed.lock() {
             for i in 0..4 {
                 counter!(names[i]).increment(now[i].saturating_sub(pushed[i]));

@@ -27,7 +27,10 @@ struct PredictRequest {
 /// Handles one prediction request.
 pub(crate) async fn predict(app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
     // Taken before the body is read: bounds the memory of bodies in flight, not just CPU.
-    let _permit = app.permits.try_acquire().map_err(|_| ApiError::Overloaded(app.limits.max_concurrency))?;
+    let _permit = app
+        .permits
+        .try_acquire()
+        .map_err(|_| ApiError::Overloaded(app.limits.max_concurrency))?;
     let is_json = is_json(&req);
     let body = read_body(app, req).await?;
     app.requests.body_read(Route::Predict, body.len());
@@ -55,7 +58,10 @@ pub(crate) async fn predict(app: &App, req: Request<Incoming>) -> Result<HttpRes
         counts.tokens,
         counts.out_of_vocabulary_ratio(),
     );
-    Ok(json(StatusCode::OK, Bytes::from(response_body(app, &prediction))))
+    Ok(json(
+        StatusCode::OK,
+        Bytes::from(response_body(app, &prediction)),
+    ))
 }
 
 fn is_json(req: &Request<Incoming>) -> bool {
@@ -79,10 +85,15 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, ApiError>
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    let limited = Limited::new(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX));
+    let limited = Limited::new(
+        req.into_body(),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    );
     match tokio::time::timeout(app.limits.request_timeout, limited.collect()).await {
         Err(_) => Err(ApiError::Timeout(app.limits.request_timeout)),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge { limit }),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::TooLarge { limit })
+        }
         Ok(Err(e)) => Err(ApiError::BodyRead(e.to_string())),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
@@ -92,7 +103,8 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, ApiError>
 /// whatever its content type). Invalid UTF-8 is read as Latin-1, like the training data.
 fn document(body: &[u8], is_json: bool) -> Result<Cow<'_, str>, ApiError> {
     let text = if is_json {
-        let parsed: PredictRequest = serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))?;
+        let parsed: PredictRequest =
+            serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))?;
         Cow::Owned(parsed.text)
     } else {
         decode_text(body)
@@ -158,8 +170,14 @@ mod tests {
 
     #[test]
     fn json_text_plain_text_and_latin1_are_documents() {
-        assert_eq!(document(br#"{"text": "puck"}"#, true).ok().as_deref(), Some("puck"));
-        assert_eq!(document(b"{\"text\": \"puck\"}", false).ok().as_deref(), Some("{\"text\": \"puck\"}"));
+        assert_eq!(
+            document(br#"{"text": "puck"}"#, true).ok().as_deref(),
+            Some("puck")
+        );
+        assert_eq!(
+            document(b"{\"text\": \"puck\"}", false).ok().as_deref(),
+            Some("{\"text\": \"puck\"}")
+        );
         assert_eq!(document(b"caf\xe9", false).ok().as_deref(), Some("café"));
     }
 
@@ -167,8 +185,17 @@ mod tests {
     fn empty_and_malformed_bodies_are_rejected() {
         assert!(matches!(document(b"", false), Err(ApiError::EmptyBody)));
         assert!(matches!(document(b"  \n", false), Err(ApiError::EmptyBody)));
-        assert!(matches!(document(br#"{"text": ""}"#, true), Err(ApiError::EmptyBody)));
-        assert!(matches!(document(b"{not json", true), Err(ApiError::BadJson(_))));
-        assert!(matches!(document(br#"{"txt": "x"}"#, true), Err(ApiError::BadJson(_))));
+        assert!(matches!(
+            document(br#"{"text": ""}"#, true),
+            Err(ApiError::EmptyBody)
+        ));
+        assert!(matches!(
+            document(b"{not json", true),
+            Err(ApiError::BadJson(_))
+        ));
+        assert!(matches!(
+            document(br#"{"txt": "x"}"#, true),
+            Err(ApiError::BadJson(_))
+        ));
     }
 }

@@ -27,21 +27,41 @@ pub struct ShutdownPolicy {
 /// Serves `app` on `listener` until `shutdown` resolves, then: readiness fails at once, the
 /// listener stays open for the drain delay, closes, and in-flight requests get up to the grace
 /// period to finish. The caller binds (tests bind port 0) and flushes telemetry afterwards.
-pub async fn run(listener: TcpListener, app: Arc<App>, policy: ShutdownPolicy, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    policy: ShutdownPolicy,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     // hyper's header timeout does nothing without a timer.
-    http.timer(TokioTimer::new()).header_read_timeout(policy.header_timeout).keep_alive(true);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(policy.header_timeout)
+        .keep_alive(true);
 
     accept_until(&listener, &app, &http, &graceful, shutdown).await;
     app.begin_shutdown();
-    tracing::info!(drain_delay_ms = policy.drain_delay.as_millis() as u64, "shutdown signal received; readiness is now failing");
-    accept_until(&listener, &app, &http, &graceful, tokio::time::sleep(policy.drain_delay)).await;
+    tracing::info!(
+        drain_delay_ms = policy.drain_delay.as_millis() as u64,
+        "shutdown signal received; readiness is now failing"
+    );
+    accept_until(
+        &listener,
+        &app,
+        &http,
+        &graceful,
+        tokio::time::sleep(policy.drain_delay),
+    )
+    .await;
     drop(listener);
 
     match tokio::time::timeout(policy.grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections closed"),
-        Err(_) => tracing::warn!(grace_ms = policy.grace.as_millis() as u64, "grace period over; closing remaining connections"),
+        Err(_) => tracing::warn!(
+            grace_ms = policy.grace.as_millis() as u64,
+            "grace period over; closing remaining connections"
+        ),
     }
 }
 

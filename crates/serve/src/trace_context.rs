@@ -19,7 +19,8 @@ impl Extractor for HeaderExtractor<'_> {
 /// Makes `span` a child of the trace named in the headers, if any. A malformed `traceparent` is
 /// ignored by the propagator: the request starts a new trace, it never fails because of it.
 pub fn join_caller_trace(span: &tracing::Span, headers: &http::HeaderMap) {
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     if parent.span().span_context().is_valid() {
         // Fails only if the span was already started, which it is not here.
         let _ = span.set_parent(parent);
@@ -35,6 +36,10 @@ pub fn response_headers(span: &tracing::Span) -> Option<(String, String)> {
         return None;
     }
     let trace_id = sc.trace_id().to_string();
-    let traceresponse = format!("00-{trace_id}-{}-{:02x}", sc.span_id(), sc.trace_flags().to_u8());
+    let traceresponse = format!(
+        "00-{trace_id}-{}-{:02x}",
+        sc.span_id(),
+        sc.trace_flags().to_u8()
+    );
     Some((traceresponse, trace_id))
 }

@@ -1,0 +1,519 @@
+//! Shared test helpers: a model to serve, the real `serve` binary on an ephemeral loopback port,
+//! a raw HTTP/1.1 client, a Prometheus text reader, and an OTLP/HTTP receiver.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use pipeline::dataset::{DEFAULT_CATEGORIES, Dataset, Document, read_archive};
+use pipeline::progress::NoProgress;
+use pipeline::{Model, ModelFile, TrainConfig};
+
+/// The 20 Newsgroups archive, when `NEWSGROUPS_ARCHIVE` names one.
+pub fn real_archive() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("NEWSGROUPS_ARCHIVE")?);
+    path.exists().then_some(path)
+}
+
+/// The real dataset, read once per test process.
+pub fn real_dataset() -> Option<&'static Dataset> {
+    static DATASET: OnceLock<Option<Dataset>> = OnceLock::new();
+    DATASET
+        .get_or_init(|| {
+            let categories: Vec<String> = DEFAULT_CATEGORIES.map(String::from).to_vec();
+            real_archive()
+                .map(|a| read_archive(&a, &categories, None, &NoProgress).expect("read archive"))
+        })
+        .as_ref()
+}
+
+fn save(model: Model, dataset: &Dataset, path: &Path) {
+    let test = model.evaluate(&dataset.test);
+    let metadata = pipeline::Metadata {
+        model_version: String::new(),
+        categories: vec![],
+        vocabulary_size: 0,
+        config: TrainConfig::default(),
+        train_documents: dataset.train.len(),
+        train_accuracy: 1.0,
+        test,
+        dataset_sha256: dataset.sha256.clone(),
+        crate_version: "test".into(),
+        created_at: Some(1_700_000_000),
+    };
+    ModelFile::new(model, metadata)
+        .expect("wrap")
+        .save(path)
+        .expect("save model");
+}
+
+fn models_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"))
+        .path()
+}
+
+/// A model trained on the real archive (once per test process), if the archive is there.
+pub fn real_model() -> Option<&'static Path> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dataset = real_dataset()?;
+        let path = models_dir().join("real.bin");
+        save(
+            Model::train(dataset, &TrainConfig::default()).expect("train"),
+            dataset,
+            &path,
+        );
+        Some(path)
+    })
+    .as_deref()
+}
+
+/// A small model of the four categories trained on hand-written sentences: fast, always there.
+pub fn small_model() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let doc = |text: &str, label| Document {
+            id: String::new(),
+            text: text.into(),
+            label,
+        };
+        let dataset = Dataset {
+            categories: DEFAULT_CATEGORIES.map(String::from).to_vec(),
+            train: vec![
+                doc("my car engine needs new brakes and tires", 0),
+                doc("the dealer sold me a car with a bad transmission", 0),
+                doc("riding my motorcycle with a helmet on the highway", 1),
+                doc("the bike needs a new chain, motorcycle riders know", 1),
+                doc(
+                    "the pitcher threw a strike, baseball season and home runs",
+                    2,
+                ),
+                doc("the batter hit a home run in the ninth inning", 2),
+                doc("the goalie stopped the puck, hockey playoffs on ice", 3),
+                doc(
+                    "a power play goal in the third period of the hockey game",
+                    3,
+                ),
+            ],
+            test: vec![doc("brakes on my car", 0)],
+            sha256: "00".repeat(32),
+        };
+        let path = models_dir().join("small.bin");
+        save(
+            Model::train(&dataset, &TrainConfig::default()).expect("train"),
+            &dataset,
+            &path,
+        );
+        path
+    })
+}
+
+/// A running `serve` process on 127.0.0.1; killed when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `serve` with the small model and extra flags and environment.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_with_model(small_model(), args, env)
+    }
+
+    /// Starts `serve` on `model`; waits for its "listening" log line.
+    pub fn start_with_model(model: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_serve"));
+        command
+            .args(["--addr", "127.0.0.1:0", "--model"])
+            .arg(model)
+            .args(args)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("\"message\":\"listening\"") {
+                    let _ = tx.send(line.clone());
+                }
+                sink.lock().expect("lock").push(line);
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+                panic!("serve did not start: {err}");
+            }
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        let addr = v["addr"]
+            .as_str()
+            .expect("addr field")
+            .parse()
+            .expect("socket address");
+        Self { addr, child, logs }
+    }
+
+    /// Log lines so far, parsed.
+    pub fn logs(&self) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Log lines that carry `trace_id`.
+    pub fn logs_of_trace(&self, trace_id: &str) -> Vec<serde_json::Value> {
+        self.logs()
+            .into_iter()
+            .filter(|l| l["trace_id"] == trace_id)
+            .collect()
+    }
+
+    /// Waits (bounded) until a log line satisfies `f`.
+    pub fn wait_for_log(&self, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self.logs().into_iter().find(|l| f(l)) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log line never came; logs: {:?}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+    }
+
+    /// Waits for exit, at most `limit`; returns the status and how long it took.
+    pub fn wait_exit(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return (status, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < limit,
+                "serve did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `GET /metrics`, parsed.
+    pub fn metrics(&self) -> Metrics {
+        let r = request(self.addr, "GET", "/metrics", &[], b"");
+        assert_eq!(r.status, 200);
+        Metrics(r.body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), with `Content-Length` set.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    raw_request(addr, &bytes)
+}
+
+/// Sends raw bytes and reads the response until the server closes the connection.
+pub fn raw_request(addr: SocketAddr, bytes: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream.write_all(bytes).expect("send");
+    read_response(&mut stream)
+}
+
+/// Reads one response to the end of the connection.
+pub fn read_response(stream: &mut TcpStream) -> Response {
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf);
+    parse_response(&buf)
+}
+
+pub fn parse_response(buf: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response: {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// Prometheus text exposition.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of the series `name{labels}` (labels given in any order, all must match).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (series_name, rest) = series.split_once('{').unwrap_or((series, "}"));
+                if series_name != name {
+                    return None;
+                }
+                let all = labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+                let count = if rest == "}" {
+                    0
+                } else {
+                    rest.matches("=\"").count()
+                };
+                (all && count == labels.len())
+                    .then(|| value.parse().ok())
+                    .flatten()
+            })
+    }
+
+    /// Sum of every series of `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (series_name, rest) = series.split_once('{').unwrap_or((series, ""));
+                (series_name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+            })
+            .sum()
+    }
+
+    /// The `# TYPE` of a metric.
+    pub fn kind(&self, name: &str) -> Option<&str> {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("# TYPE {name} ")))
+    }
+}
+
+/// Decoded spans received by [`OtlpReceiver`].
+pub type SpanList = Arc<
+    Mutex<
+        Vec<(
+            opentelemetry_proto::tonic::resource::v1::Resource,
+            opentelemetry_proto::tonic::trace::v1::Span,
+        )>,
+    >,
+>;
+
+/// An OTLP/HTTP receiver on loopback that decodes the real protobuf.
+pub struct OtlpReceiver {
+    pub endpoint: String,
+    pub spans: SpanList,
+}
+
+impl OtlpReceiver {
+    pub fn start() -> Self {
+        use prost::Message;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let spans: SpanList = Arc::default();
+        let sink = spans.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((k, v)) = line.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0u8; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&body[..])
+                            .expect("valid OTLP protobuf");
+                        for rs in request.resource_spans {
+                            let resource = rs.resource.unwrap_or_default();
+                            for ss in rs.scope_spans {
+                                for span in ss.spans {
+                                    sink.lock().expect("lock").push((resource.clone(), span));
+                                }
+                            }
+                        }
+                        let _ = reader.get_mut().write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+                        );
+                    }
+                });
+            }
+        });
+        Self { endpoint, spans }
+    }
+
+    /// Waits (bounded) until `n` spans of `trace_id` (hex) arrived; returns them.
+    pub fn wait_for_trace(
+        &self,
+        trace_id: &str,
+        n: usize,
+    ) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got: Vec<_> = self
+                .spans
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|(_, s)| hex(&s.trace_id) == trace_id)
+                .map(|(_, s)| s.clone())
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} spans of trace {trace_id} arrived",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A string attribute of a span.
+pub fn attr(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            Value::IntValue(i) => Some(i.to_string()),
+            Value::DoubleValue(d) => Some(d.to_string()),
+            Value::BoolValue(b) => Some(b.to_string()),
+            _ => None,
+        })
+}
+
+/// A TCP port where nothing listens.
+pub fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+/// A listener that accepts connections and never answers (a black-holed collector). Lives as
+/// long as the returned value.
+pub fn black_hole() -> (String, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let clone = listener.try_clone().expect("clone");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in clone.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    (format!("http://{addr}"), listener)
+}

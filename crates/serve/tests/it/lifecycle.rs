@@ -1,0 +1,104 @@
+//! Start, readiness, shutdown, and a missing or corrupt model.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{Server, read_response, request, small_model};
+
+#[test]
+fn health_endpoints_describe_the_model() {
+    let server = Server::start(&[], &[]);
+    assert_eq!(request(server.addr, "GET", "/livez", &[], b"").status, 200);
+    assert_eq!(request(server.addr, "GET", "/readyz", &[], b"").status, 200);
+    for path in ["/healthz", "/"] {
+        let v = request(server.addr, "GET", path, &[], b"").json();
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["model"]["categories"].as_array().map(Vec::len), Some(4));
+        assert!(
+            v["model"]["model_version"]
+                .as_str()
+                .is_some_and(|s| s.len() == 12)
+        );
+    }
+}
+
+#[test]
+fn sigterm_fails_readiness_at_once_finishes_in_flight_work_and_exits_0() {
+    let mut server = Server::start(&["--drain-delay", "2s"], &[]);
+    let mut in_flight = TcpStream::connect(server.addr).expect("connect");
+    in_flight
+        .write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 27\r\n\r\nthe goalie ")
+        .expect("send half");
+    server.wait_for_log(|l| l["message"] == "listening");
+    // Make sure the half-sent request is in the server before the signal.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server
+        .metrics()
+        .value("http_server_active_requests", &[("http_route", "/predict")])
+        != Some(1.0)
+    {
+        assert!(Instant::now() < deadline, "request never became active");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.terminate();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let r = request(server.addr, "GET", "/readyz", &[], b"");
+        if r.status == 503 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness still {} after SIGTERM",
+            r.status
+        );
+    }
+    assert_eq!(
+        request(server.addr, "GET", "/livez", &[], b"").status,
+        200,
+        "alive while draining"
+    );
+    in_flight
+        .write_all(b"stopped the puck")
+        .expect("send the rest");
+    let r = read_response(&mut in_flight);
+    assert_eq!(r.status, 200, "in-flight request finished: {}", r.body);
+    assert_eq!(r.json()["result"], "rec.sport.hockey");
+    let (status, _) = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+}
+
+fn start_fails(model: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_serve"))
+        .args(["--addr", "127.0.0.1:0", "--model"])
+        .arg(model)
+        .output()
+        .expect("run serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_missing_model_exits_non_zero_with_one_line() {
+    let stderr = start_fails(std::path::Path::new("/nonexistent/model.bin"));
+    assert!(
+        stderr.contains("/nonexistent/model.bin") && stderr.contains("train"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_corrupt_model_exits_non_zero_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read(small_model()).expect("read model");
+    let truncated = dir.path().join("truncated.bin");
+    std::fs::write(&truncated, &good[..good.len() / 2]).expect("write");
+    assert!(start_fails(&truncated).contains("truncated"));
+    let foreign = dir.path().join("foreign.bin");
+    std::fs::write(&foreign, b"{\"not\": \"a model\"}").expect("write");
+    assert!(start_fails(&foreign).contains("not a model file"));
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of `serve`: each starts the real binary on an ephemeral loopback port.
+
+mod faults;
+mod helpers;
+mod lifecycle;
+mod metrics;
+mod predict;
+mod traces;

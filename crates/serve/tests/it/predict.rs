@@ -1,0 +1,211 @@
+//! `POST /predict` answers and every bad-input case.
+
+use crate::helpers::{Server, real_dataset, real_model, request};
+
+#[test]
+fn classifies_real_test_documents() {
+    let (Some(model), Some(dataset)) = (real_model(), real_dataset()) else {
+        eprintln!("skipped: set NEWSGROUPS_ARCHIVE to run this test");
+        return;
+    };
+    let server = Server::start_with_model(model, &[], &[]);
+    let sample: Vec<_> = dataset.test.iter().step_by(8).collect();
+    let mut right = 0;
+    for doc in &sample {
+        let r = request(server.addr, "POST", "/predict", &[], doc.text.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        if v["result"] == dataset.categories[doc.label].as_str() {
+            right += 1;
+        }
+        let sum: f64 = v["probabilities"]
+            .as_object()
+            .expect("probabilities")
+            .values()
+            .filter_map(|p| p.as_f64())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-9);
+    }
+    let accuracy = f64::from(right) / sample.len() as f64;
+    assert!(
+        accuracy >= 0.90,
+        "accuracy {accuracy} on {} documents",
+        sample.len()
+    );
+}
+
+#[test]
+fn curl_form_bodies_plain_text_and_json_all_work() {
+    let server = Server::start(&[], &[]);
+    let text = "the goalie stopped the puck in the hockey playoffs";
+    let json_body = serde_json::json!({ "text": text }).to_string();
+    for (content_type, body) in [
+        ("application/x-www-form-urlencoded", text.as_bytes()),
+        ("text/plain; charset=utf-8", text.as_bytes()),
+        ("application/json", json_body.as_bytes()),
+        ("application/json; charset=utf-8", json_body.as_bytes()),
+    ] {
+        let r = request(
+            server.addr,
+            "POST",
+            "/predict",
+            &[("Content-Type", content_type)],
+            body,
+        );
+        assert_eq!(r.status, 200, "{content_type}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["result"], "rec.sport.hockey", "{content_type}");
+        assert!(
+            v["confidence"]
+                .as_f64()
+                .is_some_and(|c| c > 0.25 && c <= 1.0)
+        );
+        assert_eq!(v["probabilities"].as_object().map(|o| o.len()), Some(4));
+        assert!(v["model_version"].as_str().is_some_and(|s| s.len() == 12));
+    }
+}
+
+#[test]
+fn invalid_utf8_is_read_as_latin1() {
+    let server = Server::start(&[], &[]);
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[],
+        b"caf\xe9 car engine brakes \xff\xfe",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["result"], "rec.autos");
+}
+
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [u8],
+    u16,
+    &'a str,
+);
+
+#[test]
+fn bad_input_gets_a_json_error_is_counted_logged_once_and_changes_nothing() {
+    let server = Server::start(&[], &[]);
+    // (method, path, headers, body, status, reason)
+    let cases: [Case<'_>; 5] = [
+        ("POST", "/predict", &[], b"", 400, "bad_input"),
+        (
+            "POST",
+            "/predict",
+            &[("Content-Type", "application/json")],
+            b"{\"text\": ",
+            400,
+            "bad_input",
+        ),
+        (
+            "POST",
+            "/predict",
+            &[("Content-Type", "application/json")],
+            b"{\"txt\": \"x\"}",
+            400,
+            "bad_input",
+        ),
+        ("GET", "/predict", &[], b"", 405, "method_not_allowed"),
+        ("POST", "/nowhere", &[], b"car", 404, "not_found"),
+    ];
+    for (method, path, headers, body, status, reason) in cases {
+        let r = request(server.addr, method, path, headers, body);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["error"], reason);
+        assert!(v["message"].as_str().is_some_and(|m| m.len() > 10), "{v}");
+        let trace_id = r.header("x-trace-id").expect("trace id header");
+        let lines = server.wait_for_log(|l| l["trace_id"] == trace_id);
+        assert_eq!(lines["error.type"], reason);
+        assert_eq!(
+            server.logs_of_trace(trace_id).len(),
+            1,
+            "logged exactly once"
+        );
+    }
+    assert_eq!(
+        request(server.addr, "GET", "/predict", &[], b"").header("allow"),
+        Some("POST")
+    );
+    let m = server.metrics();
+    assert_eq!(
+        m.value(
+            "http_server_errors_total",
+            &[
+                ("http_route", "/predict"),
+                ("status_class", "4xx"),
+                ("reason", "bad_input")
+            ]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        m.value(
+            "http_server_errors_total",
+            &[
+                ("http_route", ""),
+                ("status_class", "4xx"),
+                ("reason", "not_found")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.sum("model_predictions_total", &[]),
+        0.0,
+        "no bad request reached the model"
+    );
+    // Still serving.
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[],
+        b"my car needs new brakes",
+    );
+    assert_eq!(
+        (r.status, r.json()["result"].as_str()),
+        (200, Some("rec.autos"))
+    );
+}
+
+#[test]
+fn oversized_bodies_get_413_without_being_read() {
+    let server = Server::start(&["--max-body-bytes", "1000"], &[]);
+    // Announces 50 MB and sends 10 bytes: the answer must come without waiting for the rest.
+    let raw = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\ncar engine";
+    let r = crate::helpers::raw_request(server.addr, raw);
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"], "too_large");
+    // Chunked, no length announced: cut off at the limit.
+    let chunk = "a".repeat(800);
+    let raw = format!(
+        "POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n320\r\n{chunk}\r\n320\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    let r = crate::helpers::raw_request(server.addr, raw.as_bytes());
+    assert_eq!(r.status, 413, "{}", r.body);
+    // Exactly at the limit is fine.
+    let body = format!("car {}", "x ".repeat(498));
+    assert_eq!(body.len(), 1000);
+    assert_eq!(
+        request(server.addr, "POST", "/predict", &[], body.as_bytes()).status,
+        200
+    );
+    let m = server.metrics();
+    assert_eq!(
+        m.value(
+            "http_server_errors_total",
+            &[
+                ("http_route", "/predict"),
+                ("status_class", "4xx"),
+                ("reason", "too_large")
+            ]
+        ),
+        Some(2.0)
+    );
+}

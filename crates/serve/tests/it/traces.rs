@@ -1,0 +1,151 @@
+//! Spans reach an OTLP/HTTP receiver with the right shape, and the same trace id is in the
+//! response headers and the request's log line.
+
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+
+use crate::helpers::{OtlpReceiver, Server, attr, hex, request};
+
+fn server_with_receiver() -> (Server, OtlpReceiver) {
+    let receiver = OtlpReceiver::start();
+    let server = Server::start(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    (server, receiver)
+}
+
+#[test]
+fn a_request_is_one_server_span_with_four_step_children_in_the_callers_trace() {
+    let (server, receiver) = server_with_receiver();
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let traceparent = format!("00-{caller_trace}-{caller_span}-01");
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[("traceparent", traceparent.as_str())],
+        b"the goalie stopped the puck",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-trace-id"), Some(caller_trace));
+
+    let spans = receiver.wait_for_trace(caller_trace, 5);
+    assert_eq!(spans.len(), 5, "{spans:#?}");
+    let servers: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server as i32)
+        .collect();
+    assert_eq!(servers.len(), 1);
+    let root = servers[0];
+    assert_eq!(root.name, "POST /predict");
+    assert_eq!(
+        hex(&root.parent_span_id),
+        caller_span,
+        "joins the caller's span"
+    );
+    assert_eq!(attr(root, "http.request.method").as_deref(), Some("POST"));
+    assert_eq!(attr(root, "http.route").as_deref(), Some("/predict"));
+    assert_eq!(attr(root, "url.path").as_deref(), Some("/predict"));
+    assert_eq!(
+        attr(root, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    let root_id = hex(&root.span_id);
+    let traceresponse = r.header("traceresponse").expect("traceresponse");
+    assert_eq!(traceresponse, format!("00-{caller_trace}-{root_id}-01"));
+
+    let mut steps: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind != SpanKind::Server as i32)
+        .collect();
+    steps.sort_by_key(|s| s.start_time_unix_nano);
+    let names: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["tokenize", "vectorize", "weigh", "predict"]);
+    for s in &steps {
+        assert_eq!(
+            hex(&s.parent_span_id),
+            root_id,
+            "{} is a child of the server span",
+            s.name
+        );
+    }
+    assert_eq!(attr(steps[0], "document.tokens").as_deref(), Some("5"));
+    assert_eq!(
+        attr(steps[3], "model.label").as_deref(),
+        Some("rec.sport.hockey")
+    );
+    assert!(attr(steps[1], "document.oov_ratio").is_some());
+
+    let line = server.wait_for_log(|l| l["trace_id"] == caller_trace);
+    assert_eq!(
+        line["span_id"],
+        root_id.as_str(),
+        "the log line names the exported server span"
+    );
+    assert_eq!(line["http.response.status_code"], 200);
+
+    let (resource, _) = receiver.spans.lock().expect("lock")[0].clone();
+    let service = resource
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| kv.value.clone());
+    assert!(
+        format!("{service:?}").contains("doc-classifier"),
+        "{service:?}"
+    );
+}
+
+#[test]
+fn without_or_with_a_malformed_traceparent_a_new_trace_starts() {
+    let (server, receiver) = server_with_receiver();
+    for traceparent in [
+        None,
+        Some("00-not-a-trace-01"),
+        Some("garbage"),
+        Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+    ] {
+        let headers: Vec<(&str, &str)> = traceparent
+            .map(|t| ("traceparent", t))
+            .into_iter()
+            .collect();
+        let r = request(server.addr, "POST", "/predict", &headers, b"my car engine");
+        assert_eq!(r.status, 200, "{traceparent:?}");
+        let trace_id = r.header("x-trace-id").expect("trace id").to_owned();
+        assert_eq!(trace_id.len(), 32);
+        assert_ne!(trace_id, "0".repeat(32));
+        let spans = receiver.wait_for_trace(&trace_id, 5);
+        let root = spans
+            .iter()
+            .find(|s| s.kind == SpanKind::Server as i32)
+            .expect("server span");
+        assert!(
+            root.parent_span_id.is_empty(),
+            "{traceparent:?}: a new root"
+        );
+    }
+}
+
+#[test]
+fn error_responses_are_traced_and_marked() {
+    let (server, receiver) = server_with_receiver();
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[("Content-Type", "application/json")],
+        b"{oops",
+    );
+    assert_eq!(r.status, 400);
+    let trace_id = r.header("x-trace-id").expect("trace id");
+    let spans = receiver.wait_for_trace(trace_id, 1);
+    assert_eq!(
+        attr(&spans[0], "http.response.status_code").as_deref(),
+        Some("400")
+    );
+    assert_eq!(attr(&spans[0], "error.type").as_deref(), Some("bad_input"));
+}
