@@ -62,6 +62,11 @@ pub struct Config {
     #[arg(long, env = "LOG_DIR", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
+    /// Telemetry (logs, traces, metrics): `on`, or `off` to measure what it costs (no log line,
+    /// no span, no metric; /metrics answers 404).
+    #[arg(long, env = "TELEMETRY", default_value = "on", value_parser = ["on", "off"])]
+    pub telemetry: String,
+
     /// Tokio worker threads (default: one per core).
     #[arg(long, env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,

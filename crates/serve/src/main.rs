@@ -30,18 +30,21 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let model = ModelFile::load(&config.model)?;
-    let mut telemetry = Telemetry::init(&serve::telemetry_config(&config))?;
+    let mut telemetry = match config.telemetry.as_str() {
+        "off" => None,
+        _ => Some(Telemetry::init(&serve::telemetry_config(&config))?),
+    };
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
-    let app = serve::App::new(model, serve::Limits::from(&config), Some(&telemetry));
-    tracing::info!(
-        %addr,
-        model_version = %app_model_version(&app),
-        trace_export = ?telemetry.trace_export,
-        "listening"
-    );
+    let app = serve::App::new(model, serve::Limits::from(&config), telemetry.as_ref());
+    match &telemetry {
+        Some(t) => {
+            tracing::info!(%addr, model_version = %app.model_version(), trace_export = ?t.trace_export, "listening")
+        }
+        None => eprintln!("listening on {addr} with telemetry off"),
+    }
     let policy = serve::ShutdownPolicy {
         header_timeout: config.header_timeout,
         drain_delay: config.drain_delay,
@@ -50,12 +53,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     serve::run(listener, app, policy, serve::shutdown::shutdown_signal()).await;
     // Blocking flush (bounded); the runtime is still up for any export task that needs it.
     let timeout = config.telemetry_flush_timeout;
-    tokio::task::spawn_blocking(move || telemetry.shutdown(timeout))
-        .await
-        .context("telemetry flush panicked")?;
+    if let Some(mut telemetry) = telemetry.take() {
+        tokio::task::spawn_blocking(move || telemetry.shutdown(timeout))
+            .await
+            .context("telemetry flush panicked")?;
+    }
     Ok(())
-}
-
-fn app_model_version(app: &serve::App) -> String {
-    app.model_version().to_owned()
 }

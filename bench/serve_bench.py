@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Load benchmark of `serve` with wrk: telemetry all on vs all off, in one run, same bodies.
+
+All on: 100% sampling, OTLP/HTTP export to a local sink, JSON logs to stdout (a file) and to a
+rolling log file. All off: `--telemetry off` (no logs, no spans, no metrics). Bodies are the
+1,590 test documents of the 4 rec.* groups as `{"text": ...}`, posted round-robin by the BentoML
+peer's own wrk script (`../shared/peer/bodies.lua`), so the peer's figures compare directly.
+Also reports readiness time after start and peak RSS. Loopback only.
+
+    python3 bench/serve_bench.py --archive ARCHIVE [--duration 10] [--conns 1 8 32] [--peer]
+"""
+import argparse, http.server, json, os, re, signal, socket, subprocess, sys, tarfile, tempfile, threading, time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER = os.path.join(ROOT, "..", "shared", "peer")
+CATEGORIES = ["rec.autos", "rec.motorcycles", "rec.sport.baseball", "rec.sport.hockey"]
+
+
+def write_bodies(archive, path):
+    n = 0
+    with tarfile.open(archive, "r:gz") as tar, open(path, "w") as out:
+        for m in tar:
+            p = m.name.split("/")
+            if m.isfile() and len(p) == 3 and p[1] in CATEGORIES and p[0].endswith("test"):
+                out.write(json.dumps({"text": tar.extractfile(m).read().decode("latin-1")}) + "\n")
+                n += 1
+    return n
+
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP exports and answers 200, counting requests and bytes."""
+    requests = 0
+    bytes = 0
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(n)
+        Sink.requests += 1
+        Sink.bytes += n
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+
+def start_server(serve, model, port, mode, tmp, sink_port):
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("OTEL_") or k == "RUST_LOG":
+            del env[k]
+    args = [serve, "--model", model, "--addr", f"127.0.0.1:{port}"]
+    if mode == "on":
+        logdir = os.path.join(tmp, "logs")
+        args += ["--log-dir", logdir]
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}", OTEL_TRACES_SAMPLER="always_on",
+                   RUST_LOG="info")
+    else:
+        args += ["--telemetry", "off"]
+    out = open(os.path.join(tmp, f"serve-{mode}.stdout"), "w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.perf_counter() - t0 > 10:
+            sys.exit(f"serve ({mode}) did not become ready")
+        time.sleep(0.002)
+    return proc, time.perf_counter() - t0
+
+
+def wrk(port, conns, duration, bodies):
+    env = dict(os.environ, BODIES=bodies)
+    cmd = ["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{duration}s", "--latency", "-s", os.path.join(PEER, "bodies.lua"),
+           f"http://127.0.0.1:{port}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def to_ms(value):
+    m = re.match(r"([\d.]+)(us|ms|s)", value)
+    n, unit = float(m.group(1)), m.group(2)
+    return n / 1000 if unit == "us" else n * 1000 if unit == "s" else n
+
+
+def parse_wrk(out):
+    r = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for p in ("50", "90", "99"):
+        r[f"p{p}"] = to_ms(re.search(rf"\s{p}(?:\.000)?%\s+(\S+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    r["non2xx"] = int(non2xx.group(1)) if non2xx else 0
+    r["socket_errors"] = errors.group(1) if errors else ""
+    return r
+
+
+def run_peer(conns):
+    """Runs the BentoML peer's own script (workers=2) and parses its wrk lines."""
+    out = subprocess.run(["bash", os.path.join(PEER, "run.sh"), str(free_port()), "2", *map(str, conns)],
+                         capture_output=True, text=True, check=True).stdout
+    results = {}
+    for block in out.split("== BentoML peer")[1:]:
+        c = int(re.search(r"connections=(\d+)", block).group(1))
+        r = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", block).group(1))}
+        for p in ("50", "90", "99"):
+            r[f"p{p}"] = to_ms(re.search(rf"\s{p}(?:\.000)?%\s+(\S+)", block).group(1))
+        results[c] = r
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archive", default=os.environ.get("NEWSGROUPS_ARCHIVE", "data/20news-bydate.tar.gz"))
+    ap.add_argument("--serve", default="target/release/serve")
+    ap.add_argument("--model", default="data/model.bin")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--conns", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--peer", action="store_true", help="also run ../shared/peer/run.sh (BentoML) with the same bodies")
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="serve-bench-")
+    bodies = os.path.join(tmp, "bodies.jsonl")
+    print(f"bodies: {write_bodies(a.archive, bodies)} test documents; work dir {tmp}", flush=True)
+    sink = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+
+    servers, results = {}, {"on": {}, "off": {}}
+    for mode in ("off", "on"):
+        port = free_port()
+        proc, ready = start_server(a.serve, a.model, port, mode, tmp, sink.server_address[1])
+        servers[mode] = (proc, port, ready)
+        wrk(port, 8, 3, bodies)  # warm-up
+    for c in a.conns:  # interleaved, so both modes see the same machine
+        for mode in ("off", "on"):
+            results[mode][c] = wrk(servers[mode][1], c, a.duration, bodies)
+            print(f"{mode:>3} c={c:<3} {results[mode][c]}", flush=True)
+    memory = {}
+    for mode, (proc, port, ready) in servers.items():
+        memory[mode] = rss(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        if code != 0:
+            sys.exit(f"serve ({mode}) exited with {code}")
+    peer = run_peer(a.conns) if a.peer else {}
+
+    print()
+    print("| connections | telemetry | requests/s | p50 ms | p90 ms | p99 ms | non-2xx |")
+    print("|---|---|---|---|---|---|---|")
+    for c in a.conns:
+        for mode in ("on", "off"):
+            r = results[mode][c]
+            print(f"| {c} | {mode} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} | {r['non2xx']} |")
+        if c in peer:
+            r = peer[c]
+            print(f"| {c} | BentoML peer | {r['rps']:.0f} | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} | |")
+    print()
+    for c in a.conns:
+        on, off = results["on"][c], results["off"][c]
+        line = f"c={c}: telemetry cost {100 * (1 - on['rps'] / off['rps']):.1f}% of throughput"
+        if c in peer:
+            line += (f"; vs BentoML: {on['rps'] / peer[c]['rps']:.0f}x requests/s, "
+                     f"p99 {on['p99'] / peer[c]['p99']:.4f} of the peer's")
+        print(line)
+    for mode, (proc, port, ready) in servers.items():
+        print(f"telemetry {mode}: ready {ready * 1000:.0f} ms after start; RSS {memory[mode][0] / 2**20:.1f} MiB, "
+              f"peak {memory[mode][1] / 2**20:.1f} MiB")
+    print(f"OTLP sink received {Sink.requests} export requests, {Sink.bytes / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
