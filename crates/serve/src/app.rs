@@ -51,6 +51,7 @@ pub struct App {
     pub(crate) permits: tokio::sync::Semaphore,
     pub(crate) requests: RequestMetrics,
     pub(crate) model_metrics: ModelMetrics,
+    pub(crate) tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     ready: AtomicBool,
     health: Bytes,
     metrics: Option<(
@@ -76,6 +77,7 @@ impl App {
             model,
             limits,
             model_metrics,
+            tracer: telemetry.and_then(|t| t.tracer("doc-classifier")),
             health,
             metrics,
         })

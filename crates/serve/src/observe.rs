@@ -406,6 +406,11 @@ pub enum Step {
     Predict = 3,
 }
 
+impl Step {
+    /// Span names and `step` label values, in step order.
+    pub const NAMES: [&'static str; 4] = ["tokenize", "vectorize", "weigh", "predict"];
+}
+
 /// Model-level handles: the step histograms and one prediction counter per label, registered at
 /// start so every label shows (with 0) before its first prediction.
 #[derive(Debug)]
@@ -433,8 +438,7 @@ impl ModelMetrics {
         ];
         gauge!(MODEL_INFO, &info).set(1.0);
         Self {
-            steps: ["tokenize", "vectorize", "weigh", "predict"]
-                .map(|s| histogram!(STEP_DURATION, "step" => s)),
+            steps: Step::NAMES.map(|s| histogram!(STEP_DURATION, "step" => s)),
             predictions: meta
                 .categories
                 .iter()

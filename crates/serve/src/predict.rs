@@ -2,18 +2,19 @@
 //! answer with the category.
 
 use std::borrow::Cow;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use pipeline::preprocess::tfidf::SparseVector;
-use pipeline::preprocess::tokenize::{Tokens, decode_text};
-use pipeline::preprocess::vectorize::TermCounts;
-use pipeline::{Model, Prediction};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _};
+use opentelemetry_sdk::trace::SdkTracer;
+use pipeline::Prediction;
+use pipeline::preprocess::tokenize::decode_text;
 use serde::Deserialize;
-use tracing::instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::app::{App, HttpResponse, json};
 use crate::error::ApiError;
@@ -38,18 +39,15 @@ pub(crate) async fn predict(app: &App, req: Request<Incoming>) -> Result<HttpRes
     let model = &app.model.model;
     let metrics = &app.model_metrics;
 
-    let t = Instant::now();
-    let tokens = tokenize(model, &text);
-    metrics.step(Step::Tokenize, t.elapsed());
-    let t = Instant::now();
-    let counts = vectorize(model, &tokens);
-    metrics.step(Step::Vectorize, t.elapsed());
-    let t = Instant::now();
-    let features = weigh(model, &counts);
-    metrics.step(Step::Weigh, t.elapsed());
-    let t = Instant::now();
-    let prediction = predict_step(model, &features);
-    metrics.step(Step::Predict, t.elapsed());
+    let mut clock = StepClock::start();
+    let tokens = model.tokenize(&text);
+    clock.lap(Step::Tokenize, metrics);
+    let counts = model.count(&tokens);
+    clock.lap(Step::Vectorize, metrics);
+    let features = model.weigh(&counts);
+    clock.lap(Step::Weigh, metrics);
+    let prediction = model.predict(&features);
+    clock.lap(Step::Predict, metrics);
 
     metrics.prediction(
         prediction.label,
@@ -58,6 +56,32 @@ pub(crate) async fn predict(app: &App, req: Request<Incoming>) -> Result<HttpRes
         counts.tokens,
         counts.out_of_vocabulary_ratio(),
     );
+    if let Some(tracer) = &app.tracer {
+        let label = model
+            .categories()
+            .get(prediction.label)
+            .map_or("", String::as_str);
+        let attributes = [
+            vec![
+                KeyValue::new("document.bytes", text.len() as i64),
+                KeyValue::new("document.tokens", tokens.len() as i64),
+            ],
+            vec![
+                KeyValue::new("document.terms", counts.indices.len() as i64),
+                KeyValue::new("document.oov_tokens", counts.out_of_vocabulary as i64),
+                KeyValue::new("document.oov_ratio", counts.out_of_vocabulary_ratio()),
+            ],
+            vec![
+                KeyValue::new("model.weighting", model.weighting().to_string()),
+                KeyValue::new("document.features", features.indices.len() as i64),
+            ],
+            vec![
+                KeyValue::new("model.label", label.to_owned()),
+                KeyValue::new("model.confidence", prediction.confidence()),
+            ],
+        ];
+        clock.export_spans(tracer, attributes);
+    }
     Ok(json(
         StatusCode::OK,
         Bytes::from(response_body(app, &prediction)),
@@ -115,37 +139,52 @@ fn document(body: &[u8], is_json: bool) -> Result<Cow<'_, str>, ApiError> {
     Ok(text)
 }
 
-#[instrument(name = "tokenize", skip_all, fields(document.bytes = text.len(), document.tokens))]
-fn tokenize(model: &Model, text: &str) -> Tokens {
-    let tokens = model.tokenize(text);
-    tracing::Span::current().record("document.tokens", tokens.len());
-    tokens
+/// Times the steps for the histograms and, when the request is traced, turns the same
+/// timestamps into one child span per step.
+///
+/// The step spans are built directly with the OpenTelemetry SDK after the work, from the times
+/// already measured, instead of as `tracing` spans: the same spans reach the collector at a
+/// fraction of the cost (no subscriber bookkeeping around work that takes microseconds).
+struct StepClock {
+    wall: SystemTime,
+    origin: Instant,
+    laps: [(Duration, Duration); 4],
+    last: Duration,
 }
 
-#[instrument(name = "vectorize", skip_all, fields(document.tokens = tokens.len(), document.terms, document.oov_tokens, document.oov_ratio))]
-fn vectorize(model: &Model, tokens: &Tokens) -> TermCounts {
-    let counts = model.count(tokens);
-    let span = tracing::Span::current();
-    span.record("document.terms", counts.indices.len());
-    span.record("document.oov_tokens", counts.out_of_vocabulary);
-    span.record("document.oov_ratio", counts.out_of_vocabulary_ratio());
-    counts
-}
-
-#[instrument(name = "weigh", skip_all, fields(model.weighting = %model.weighting(), document.features = counts.indices.len()))]
-fn weigh(model: &Model, counts: &TermCounts) -> SparseVector {
-    model.weigh(counts)
-}
-
-#[instrument(name = "predict", skip_all, fields(model.label, model.confidence))]
-fn predict_step(model: &Model, features: &SparseVector) -> Prediction {
-    let prediction = model.predict(features);
-    let span = tracing::Span::current();
-    if let Some(label) = model.categories().get(prediction.label) {
-        span.record("model.label", label.as_str());
+impl StepClock {
+    fn start() -> Self {
+        Self {
+            wall: SystemTime::now(),
+            origin: Instant::now(),
+            laps: [(Duration::ZERO, Duration::ZERO); 4],
+            last: Duration::ZERO,
+        }
     }
-    span.record("model.confidence", prediction.confidence());
-    prediction
+
+    fn lap(&mut self, step: Step, metrics: &crate::observe::ModelMetrics) {
+        let now = self.origin.elapsed();
+        self.laps[step as usize] = (self.last, now);
+        metrics.step(step, now.saturating_sub(self.last));
+        self.last = now;
+    }
+
+    fn export_spans(&self, tracer: &SdkTracer, attributes: [Vec<KeyValue>; 4]) {
+        let parent = tracing::Span::current().context();
+        if !parent.span().span_context().is_sampled() {
+            return;
+        }
+        for ((name, (start, end)), attributes) in Step::NAMES.iter().zip(self.laps).zip(attributes)
+        {
+            let mut span = tracer
+                .span_builder(*name)
+                .with_kind(SpanKind::Internal)
+                .with_start_time(self.wall + start)
+                .with_attributes(attributes)
+                .start_with_context(tracer, &parent);
+            span.end_with_timestamp(self.wall + end);
+        }
+    }
 }
 
 fn response_body(app: &App, prediction: &Prediction) -> String {

@@ -6,62 +6,81 @@
 //! fields, `span` (the current span's name), `trace_id`, `span_id`.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use opentelemetry::trace::{TraceContextExt, TraceId};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::layer::Context;
 
-/// The event formatter; plug it into `tracing_subscriber::fmt::layer().event_format(..)`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct JsonWithTraceIds;
+/// A layer that writes each event as one JSON line to `W`.
+///
+/// It only handles events: unlike `tracing_subscriber::fmt::Layer`, it formats nothing when a
+/// span opens, which matters when every request opens several spans. The trace ids come from the
+/// current span as the whole subscriber sees it, so a per-layer level filter that hides INFO
+/// spans from this layer does not lose them.
+#[derive(Debug)]
+pub struct JsonLogLayer<W> {
+    writer: W,
+}
 
-impl<S, N> FormatEvent<S, N> for JsonWithTraceIds
+impl<W> JsonLogLayer<W> {
+    /// Writes to `writer` (e.g. a `tracing_appender` non-blocking writer).
+    pub fn new(writer: W) -> Self {
+        Self { writer }
+    }
+}
+
+impl<S, W> tracing_subscriber::Layer<S> for JsonLogLayer<W>
 where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
+    S: Subscriber,
+    W: for<'w> MakeWriter<'w> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> std::fmt::Result {
-        let mut line = String::with_capacity(256);
-        line.push_str("{\"timestamp\":\"");
-        SystemTime.format_time(&mut Writer::new(&mut line))?;
-        let meta = event.metadata();
-        let _ = write!(line, "\",\"level\":\"{}\",\"target\":", meta.level());
-        push_json_str(&mut line, meta.target());
-        let mut fields = JsonFields { out: &mut line };
-        event.record(&mut fields);
-        if let Some(span) = ctx.lookup_current() {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let line = format_line(event);
+        let _ = self
+            .writer
+            .make_writer_for(event.metadata())
+            .write_all(line.as_bytes());
+    }
+}
+
+/// The JSON line of one event, newline included.
+fn format_line(event: &Event<'_>) -> String {
+    let mut line = String::with_capacity(320);
+    line.push_str("{\"timestamp\":\"");
+    let _ = SystemTime.format_time(&mut Writer::new(&mut line));
+    let meta = event.metadata();
+    let _ = write!(line, "\",\"level\":\"{}\",\"target\":", meta.level());
+    push_json_str(&mut line, meta.target());
+    event.record(&mut JsonFields { out: &mut line });
+    tracing::dispatcher::get_default(|dispatch| {
+        let current = dispatch.current_span();
+        if let (Some(id), Some(meta)) = (current.id(), current.metadata()) {
             line.push_str(",\"span\":");
-            push_json_str(&mut line, span.name());
-            if let Some((trace_id, span_id)) = otel_ids(&span.id()) {
+            push_json_str(&mut line, meta.name());
+            if let Some((trace_id, span_id)) = otel_ids(id, dispatch) {
                 let _ = write!(
                     line,
                     ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""
                 );
             }
         }
-        line.push('}');
-        writeln!(writer, "{line}")
-    }
+    });
+    line.push_str("}\n");
+    line
 }
 
 /// The ids the OpenTelemetry layer gave a span (they are what gets exported).
-fn otel_ids(id: &tracing::span::Id) -> Option<(String, String)> {
-    tracing::dispatcher::get_default(|dispatch| {
-        let cx = tracing_opentelemetry::get_otel_context(id, dispatch)?;
-        let span = cx.span();
-        let sc = span.span_context();
-        (sc.trace_id() != TraceId::INVALID)
-            .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
-    })
+fn otel_ids(id: &tracing::span::Id, dispatch: &tracing::Dispatch) -> Option<(String, String)> {
+    let cx = tracing_opentelemetry::get_otel_context(id, dispatch)?;
+    let span = cx.span();
+    let sc = span.span_context();
+    (sc.trace_id() != TraceId::INVALID)
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
 }
 
 struct JsonFields<'a> {

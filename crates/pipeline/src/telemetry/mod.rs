@@ -133,7 +133,12 @@ impl Telemetry {
             log_guards.push(g);
             w
         };
-        let (stdout, g) = tracing_appender::non_blocking(std::io::stdout());
+        // Buffered behind the non-blocking queue: the writer thread flushes whenever the queue
+        // runs dry, so lines are batched into few syscalls under load and never held back idle.
+        let (stdout, g) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        ));
         let stdout = writer(stdout, g);
         let file = match &config.log_dir {
             Some(dir) => {
@@ -147,7 +152,10 @@ impl Telemetry {
                         path: dir.clone(),
                         reason: e.to_string(),
                     })?;
-                let (w, g) = tracing_appender::non_blocking(appender);
+                let (w, g) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+                    1 << 16,
+                    appender,
+                ));
                 Some(writer(w, g))
             }
             None => None,
@@ -164,11 +172,7 @@ impl Telemetry {
         };
         type BoxedLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
         let log_layer = |w: NonBlocking| -> BoxedLayer {
-            tracing_subscriber::fmt::layer()
-                .event_format(json_log::JsonWithTraceIds)
-                .with_writer(w)
-                .with_filter(filter())
-                .boxed()
+            json_log::JsonLogLayer::new(w).with_filter(filter()).boxed()
         };
         let mut layers: Vec<BoxedLayer> = Vec::new();
         // Spans are traced at INFO whatever RUST_LOG says: log levels must not switch traces off.
@@ -197,6 +201,12 @@ impl Telemetry {
             log_guards,
             log_errors,
         })
+    }
+
+    /// The tracer, for spans built directly rather than through `tracing` (`None` when the SDK
+    /// is disabled).
+    pub fn tracer(&self, name: &'static str) -> Option<opentelemetry_sdk::trace::SdkTracer> {
+        self.provider.as_ref().map(|p| p.tracer(name))
     }
 
     /// Log lines dropped because a writer could not keep up.
