@@ -8,7 +8,7 @@ NEWSGROUPS_ARCHIVE ?= $(firstword $(wildcard ../shared/data/20news-bydate.tar.gz
 export NEWSGROUPS_ARCHIVE
 MODEL ?= data/model.bin
 
-.PHONY: help demo build train test lint bench bench-train clean
+.PHONY: help demo build train serve test lint bench bench-train bench-serve clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,10 @@ build: ## Build every binary in release mode
 
 train: ## Download (or read NEWSGROUPS_ARCHIVE), train, evaluate, write $(MODEL)
 	$(CARGO) run --release -p train -- --model $(MODEL)
+
+serve: ## Run the server on :3000 with $(MODEL) (trains first if needed)
+	@test -f $(MODEL) || $(MAKE) train
+	$(CARGO) run --release -p serve -- --model $(MODEL)
 
 test: ## Every test: unit, integration (on the real archive when NEWSGROUPS_ARCHIVE is set), lint
 	$(CARGO) test --workspace --all-targets
@@ -36,6 +40,12 @@ bench: ## Criterion benchmarks of the pipeline steps (needs the archive)
 
 bench-train: ## train vs the scikit-learn reference, end to end, same archive, same run
 	bench/train_vs_sklearn.sh "$(or $(NEWSGROUPS_ARCHIVE),data/20news-bydate.tar.gz)"
+
+bench-serve: ## wrk load, telemetry on vs off, beside the BentoML peer (loopback; installs wrk)
+	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
+	@test -f $(MODEL) || $(MAKE) train
+	$(CARGO) build --release -p serve
+	python3 bench/serve_bench.py --archive "$(or $(NEWSGROUPS_ARCHIVE),data/20news-bydate.tar.gz)" --model $(MODEL) --peer
 
 clean: ## Remove build output and the trained model (keeps the downloaded archive)
 	$(CARGO) clean

@@ -8,6 +8,13 @@ use pipeline::ModelFile;
 use pipeline::telemetry::Telemetry;
 use serve::config::Config;
 
+// glibc's malloc showed up at ~8% of a loaded server's profile (many small, short-lived
+// allocations per request, freed on other threads: spans go to the export thread). jemalloc
+// gave +35% throughput with telemetry on; mimalloc did as well but held twice the memory.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let config = Config::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();

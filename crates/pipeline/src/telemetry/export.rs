@@ -9,8 +9,9 @@
 //! for the thread at most the time it is given.
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::Resource;
@@ -83,10 +84,21 @@ enum Control {
     Shutdown(SyncSender<()>),
 }
 
-/// The span processor. Cheap to call from any thread: `on_end` is one `try_send`.
+/// Spans waiting for export. Producers push under a short lock and never wake the export thread
+/// for a single span (a wake-up is a syscall and a context switch, dearer than the span itself);
+/// the thread wakes on its schedule, or when a full batch is waiting.
+#[derive(Debug)]
+struct Queue {
+    spans: Mutex<Vec<SpanData>>,
+    capacity: usize,
+    batch: usize,
+}
+
+/// The span processor. Cheap to call from any thread: `on_end` is a push under a short lock.
 #[derive(Debug)]
 pub struct BoundedBatchProcessor {
-    spans: SyncSender<SpanData>,
+    queue: Arc<Queue>,
+    thread: std::thread::Thread,
     control: SyncSender<Control>,
     stats: Arc<ExportStats>,
     export_timeout: Duration,
@@ -104,11 +116,16 @@ impl BoundedBatchProcessor {
         E: SpanExporter + 'static,
         F: FnOnce() -> Result<E, String> + Send + 'static,
     {
-        let (spans, span_rx) = mpsc::sync_channel(settings.max_queue_size);
+        let queue = Arc::new(Queue {
+            spans: Mutex::new(Vec::with_capacity(settings.max_export_batch_size)),
+            capacity: settings.max_queue_size,
+            batch: settings.max_export_batch_size,
+        });
         let (control, control_rx) = mpsc::sync_channel(16);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
         let thread_stats = stats.clone();
-        std::thread::Builder::new()
+        let thread_queue = queue.clone();
+        let handle = std::thread::Builder::new()
             .name("otel-export".into())
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -131,7 +148,7 @@ impl BoundedBatchProcessor {
                         ExportLoop {
                             runtime,
                             exporter,
-                            spans: span_rx,
+                            queue: thread_queue,
                             control: control_rx,
                             settings,
                             stats: thread_stats,
@@ -145,7 +162,8 @@ impl BoundedBatchProcessor {
             })?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Self {
-                spans,
+                queue,
+                thread: handle.thread().clone(),
                 control,
                 stats,
                 export_timeout: settings.export_timeout,
@@ -164,6 +182,7 @@ impl BoundedBatchProcessor {
         self.control
             .try_send(make(ack_tx))
             .map_err(|_| OTelSdkError::InternalFailure("export thread busy or gone".into()))?;
+        self.thread.unpark();
         ack_rx
             .recv_timeout(timeout)
             .map_err(|_| OTelSdkError::Timeout(timeout))
@@ -177,11 +196,19 @@ impl SpanProcessor for BoundedBatchProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        match self.spans.try_send(span) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let Ok(mut spans) = self.queue.spans.lock() else {
+            return;
+        };
+        if spans.len() >= self.queue.capacity {
+            drop(spans);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        spans.push(span);
+        let full_batch = spans.len() == self.queue.batch;
+        drop(spans);
+        if full_batch {
+            self.thread.unpark();
         }
     }
 
@@ -195,13 +222,14 @@ impl SpanProcessor for BoundedBatchProcessor {
 
     fn set_resource(&mut self, resource: &Resource) {
         let _ = self.control.try_send(Control::Resource(resource.clone()));
+        self.thread.unpark();
     }
 }
 
 struct ExportLoop<E> {
     runtime: tokio::runtime::Runtime,
     exporter: E,
-    spans: Receiver<SpanData>,
+    queue: Arc<Queue>,
     control: Receiver<Control>,
     settings: BatchSettings,
     stats: Arc<ExportStats>,
@@ -209,34 +237,29 @@ struct ExportLoop<E> {
 
 impl<E: SpanExporter> ExportLoop<E> {
     fn run(mut self) {
-        let mut batch = Vec::with_capacity(self.settings.max_export_batch_size);
-        let mut deadline = Instant::now() + self.settings.scheduled_delay;
+        let mut next_export = Instant::now() + self.settings.scheduled_delay;
         loop {
-            // Control messages are rare; poll them between spans at a short interval.
-            let wait = deadline
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100));
-            match self.spans.recv_timeout(wait) {
-                Ok(span) => batch.push(span),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.drain_and_export(&mut batch);
-                    return;
-                }
-            }
-            if batch.len() >= self.settings.max_export_batch_size || Instant::now() >= deadline {
-                self.export(&mut batch);
-                deadline = Instant::now() + self.settings.scheduled_delay;
+            // Woken early by a full batch or a control message; otherwise on schedule.
+            std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
+            let full = self
+                .queue
+                .spans
+                .lock()
+                .map(|s| s.len() >= self.queue.batch)
+                .unwrap_or(false);
+            if full || Instant::now() >= next_export {
+                self.export_queued();
+                next_export = Instant::now() + self.settings.scheduled_delay;
             }
             while let Ok(message) = self.control.try_recv() {
                 match message {
                     Control::Resource(resource) => self.exporter.set_resource(&resource),
                     Control::Flush(ack) => {
-                        self.drain_and_export(&mut batch);
+                        self.export_queued();
                         let _ = ack.send(());
                     }
                     Control::Shutdown(ack) => {
-                        self.drain_and_export(&mut batch);
+                        self.export_queued();
                         let _ = self
                             .exporter
                             .shutdown_with_timeout(self.settings.export_timeout);
@@ -248,26 +271,28 @@ impl<E: SpanExporter> ExportLoop<E> {
         }
     }
 
-    fn drain_and_export(&mut self, batch: &mut Vec<SpanData>) {
-        while let Ok(span) = self.spans.try_recv() {
-            batch.push(span);
-            if batch.len() >= self.settings.max_export_batch_size {
-                self.export(batch);
-            }
+    /// Exports everything queued, in batches.
+    fn export_queued(&mut self) {
+        let spans = match self.queue.spans.lock() {
+            Ok(mut s) => std::mem::take(&mut *s),
+            Err(_) => return,
+        };
+        let mut spans = spans.into_iter().peekable();
+        while spans.peek().is_some() {
+            let batch: Vec<SpanData> = spans
+                .by_ref()
+                .take(self.settings.max_export_batch_size)
+                .collect();
+            self.export(batch);
         }
-        self.export(batch);
     }
 
-    fn export(&mut self, batch: &mut Vec<SpanData>) {
-        if batch.is_empty() {
-            return;
-        }
-        let spans = std::mem::take(batch);
-        let n = spans.len() as u64;
+    fn export(&mut self, batch: Vec<SpanData>) {
+        let n = batch.len() as u64;
         let timeout = self.settings.export_timeout;
         let result = self
             .runtime
-            .block_on(async { tokio::time::timeout(timeout, self.exporter.export(spans)).await });
+            .block_on(async { tokio::time::timeout(timeout, self.exporter.export(batch)).await });
         let counter = match result {
             Ok(Ok(())) => &self.stats.exported,
             Ok(Err(_)) | Err(_) => &self.stats.failed,

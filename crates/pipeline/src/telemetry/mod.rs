@@ -248,6 +248,23 @@ fn install_prometheus(
     builder
         .install_recorder()
         .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))
+        .and_then(start_upkeep)
+}
+
+/// Histogram samples pile up in the recorder until upkeep folds them into buckets: without it,
+/// memory grows with every request until the next scrape (and forever if nobody scrapes).
+fn start_upkeep(handle: PrometheusHandle) -> Result<PrometheusHandle, TelemetryError> {
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                upkeep.run_upkeep();
+            }
+        })
+        .map_err(|e| TelemetryError::Metrics(format!("cannot start the upkeep thread: {e}")))?;
+    Ok(handle)
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
