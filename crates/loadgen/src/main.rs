@@ -1,6 +1,18 @@
-//! `loadgen`: placeholder until its issue lands; it only says so.
+//! `loadgen`: parse flags, run the bounded load test, print the summary.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("loadgen is not implemented yet (see the project's open issues)");
-    std::process::ExitCode::from(2)
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = loadgen::Args::parse();
+    match loadgen::run(&args).await {
+        Ok(summary) => {
+            println!("{summary}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
