@@ -8,13 +8,13 @@ NEWSGROUPS_ARCHIVE ?= $(firstword $(wildcard ../shared/data/20news-bydate.tar.gz
 export NEWSGROUPS_ARCHIVE
 MODEL ?= data/model.bin
 
-.PHONY: help demo build train serve test lint bench bench-train bench-serve clean
+.PHONY: help demo build train serve load test lint bench bench-train bench-serve clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-demo: train ## The main job (for now: get the dataset and train; serve and load come with their issues)
-	@echo "model: $(MODEL) (report: $(basename $(MODEL)).metrics.json)"
+demo: ## The main job: train (if needed), serve, load for 30 s, print the summaries, stop
+	scripts/demo.sh
 
 build: ## Build every binary in release mode
 	$(CARGO) build --release --workspace
@@ -25,6 +25,9 @@ train: ## Download (or read NEWSGROUPS_ARCHIVE), train, evaluate, write $(MODEL)
 serve: ## Run the server on :3000 with $(MODEL) (trains first if needed)
 	@test -f $(MODEL) || $(MAKE) train
 	$(CARGO) run --release -p serve -- --model $(MODEL)
+
+load: ## Run loadgen (30 s, all traffic kinds) against a server on 127.0.0.1:3000 (make serve)
+	$(CARGO) run --release -p loadgen -- --host http://127.0.0.1:3000
 
 test: ## Every test: unit, integration (on the real archive when NEWSGROUPS_ARCHIVE is set), lint
 	$(CARGO) test --workspace --all-targets

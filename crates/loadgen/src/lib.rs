@@ -5,6 +5,7 @@
 //! health and metrics checks, and a configurable share of bad input the server must reject.
 //! It stops by itself, writes goose's reports, and returns its own [`tally::Summary`].
 
+pub mod golden;
 pub mod tally;
 pub mod traffic;
 
@@ -176,9 +177,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
             spike_plan(args.users, args.duration).as_str(),
         )?;
     }
+    let before = scrape(&host).await;
     let started = Instant::now();
     attack.execute().await.context("the load test failed")?;
-    let summary = shared.tally.summary(started.elapsed());
+    let elapsed = started.elapsed();
+    let mut summary = shared.tally.summary(elapsed);
+    if let (Some(before), Some(after)) = (before, scrape(&host).await) {
+        summary.server = Some(golden::golden_signals(
+            &before,
+            &after,
+            elapsed.as_secs_f64(),
+        ));
+    }
     let path = args.report_dir.join("summary.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&summary)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -253,6 +263,23 @@ fn load_documents(args: &Args) -> anyhow::Result<Vec<traffic::Doc>> {
             label: dataset.categories[d.label].clone(),
         })
         .collect())
+}
+
+/// The server's `/metrics`, if it answers.
+async fn scrape(host: &str) -> Option<golden::Scrape> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let text = client
+        .get(format!("{host}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(golden::Scrape::parse(&text))
 }
 
 /// Fails fast, with advice, when nothing answers at `host` or it is not ready.

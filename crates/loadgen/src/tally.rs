@@ -140,6 +140,7 @@ impl Tally {
                         .collect()
                 })
                 .unwrap_or_default(),
+            server: None,
         }
     }
 }
@@ -173,6 +174,8 @@ pub struct Summary {
     pub errors: Errors,
     /// The slowest requests, to look up in the tracing backend.
     pub slowest: Vec<Slow>,
+    /// The golden signals as the server counted them (when its `/metrics` answered).
+    pub server: Option<crate::golden::GoldenSignals>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -251,6 +254,9 @@ impl std::fmt::Display for Summary {
                 write!(f, "\n                ")?;
             }
             write!(f, "{:.3} ms {} trace {}", s.ms, s.kind, s.trace_id)?;
+        }
+        if let Some(server) = &self.server {
+            write!(f, "\n{server}")?;
         }
         Ok(())
     }

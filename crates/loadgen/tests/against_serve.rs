@@ -132,12 +132,26 @@ async fn a_short_run_counts_what_the_server_counts() {
         &metrics,
         r#"http_server_requests_total{http_request_method="GET",http_route="/metrics",http_response_status_code="200"}"#,
     );
-    // loadgen's health checks, plus the /readyz it asks once before starting.
+    // loadgen's health checks, plus the /readyz it asks once before starting and the two /metrics
+    // scrapes (before and after) its golden-signal summary is computed from.
     assert_eq!(
         readyz + scrapes,
-        summary.health_ok as f64 + 1.0,
+        summary.health_ok as f64 + 3.0,
         "server health requests vs loadgen's"
     );
+    let server = summary
+        .server
+        .as_ref()
+        .expect("golden signals from the server's /metrics");
+    assert_eq!(
+        server.predictions_by_label.values().sum::<f64>(),
+        summary.predictions as f64
+    );
+    assert!(
+        server.predict_p99_ms >= server.predict_p50_ms && server.predict_p50_ms > 0.0,
+        "{server}"
+    );
+    assert_eq!(server.server_error_ratio, 0.0);
     for file in ["report.html", "report.json", "report.md", "summary.json"] {
         assert!(reports.path().join(file).exists(), "{file}");
     }

@@ -15,6 +15,8 @@ pub enum ApiError {
     TooLarge {
         /// The limit.
         limit: u64,
+        /// Whether the rest of the body was read and discarded (the connection can stay open).
+        drained: bool,
     },
     /// JSON that does not parse or lacks `text`.
     #[error("malformed JSON: {0}; expected {{\"text\": \"...\"}}")]
@@ -82,7 +84,7 @@ impl ApiError {
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            Self::TooLarge { .. } | Self::Timeout(_) | Self::BodyRead(_)
+            Self::TooLarge { drained: false, .. } | Self::Timeout(_) | Self::BodyRead(_)
         )
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _};
@@ -99,28 +99,62 @@ fn is_json(req: &Request<Incoming>) -> bool {
         })
 }
 
+/// How long an oversized body may take to be discarded before the connection is closed instead.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Reads the body up to the limit. An oversized body is answered with 413 at once when it is
+/// announced as more than twice the limit; a smaller excess is read and discarded first (like
+/// nginx's lingering close), because closing a socket with unread data resets it and the client
+/// would lose the 413 to a "connection reset" instead of reading it.
 async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let limit = app.limits.max_body_bytes;
+    let drain_cap = limit.saturating_mul(2);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge { limit });
+    let mut body = req.into_body();
+    if let Some(n) = declared.filter(|&n| n > limit) {
+        let drained = n <= drain_cap && drain(&mut body, n, DRAIN_TIME).await;
+        return Err(ApiError::TooLarge { limit, drained });
     }
-    let limited = Limited::new(
-        req.into_body(),
-        usize::try_from(limit).unwrap_or(usize::MAX),
-    );
-    match tokio::time::timeout(app.limits.request_timeout, limited.collect()).await {
-        Err(_) => Err(ApiError::Timeout(app.limits.request_timeout)),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::TooLarge { limit })
+    let read = async {
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if (buf.len() + data.len()) as u64 > limit {
+                let seen = (buf.len() + data.len()) as u64;
+                let drained = drain(&mut body, drain_cap.saturating_sub(seen), DRAIN_TIME).await;
+                return Err(ApiError::TooLarge { limit, drained });
+            }
+            buf.extend_from_slice(&data);
         }
-        Ok(Err(e)) => Err(ApiError::BodyRead(e.to_string())),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(app.limits.request_timeout, read)
+        .await
+        .map_err(|_| ApiError::Timeout(app.limits.request_timeout))?
+}
+
+/// Discards the rest of a body; true when it ended within `max_bytes` and `within`, so the
+/// connection is clean and can stay open.
+async fn drain(body: &mut Incoming, max_bytes: u64, within: Duration) -> bool {
+    let discard = async {
+        let mut seen = 0u64;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > max_bytes {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::time::timeout(within, discard).await.unwrap_or(false)
 }
 
 /// The document: the `text` of a JSON body, or the whole body as text (what `curl --data` sends,

@@ -175,6 +175,31 @@ fn bad_input_gets_a_json_error_is_counted_logged_once_and_changes_nothing() {
 }
 
 #[test]
+fn a_slightly_oversized_body_is_discarded_so_the_client_reads_its_413() {
+    let server = Server::start(&["--max-body-bytes", "1000"], &[]);
+    // 1500 bytes (under twice the limit) then a good request on the same connection: the server
+    // must discard the excess, answer 413, keep the connection and answer the next one.
+    let oversized = "a".repeat(1500);
+    let raw = format!(
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1500\r\n\r\n{oversized}\
+         POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\ncar engine"
+    );
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    std::io::Write::write_all(&mut stream, raw.as_bytes()).expect("send");
+    let mut buf = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["413", "200"], "{text}");
+}
+
+#[test]
 fn oversized_bodies_get_413_without_being_read() {
     let server = Server::start(&["--max-body-bytes", "1000"], &[]);
     // Announces 50 MB and sends 10 bytes: the answer must come without waiting for the rest.
