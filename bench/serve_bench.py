@@ -5,11 +5,14 @@ All on: 100% sampling, OTLP/HTTP export to a local sink, JSON logs to stdout (a 
 rolling log file. All off: `--telemetry off` (no logs, no spans, no metrics). Bodies are the
 1,590 test documents of the 4 rec.* groups as `{"text": ...}`, posted round-robin by the BentoML
 peer's own wrk script (`../shared/peer/bodies.lua`), so the peer's figures compare directly.
-Also reports readiness time after start and peak RSS. Loopback only.
+Also reports readiness time after start, peak RSS, and the CPU time the server and the OTLP sink
+used during each run (from /proc/<pid>/stat): the sink (bench/otlp_sink.py, keep-alive HTTP/1.1,
+one asyncio thread) runs in its own process so its cost is told apart from the server's. Loopback
+only.
 
     python3 bench/serve_bench.py --archive ARCHIVE [--duration 10] [--conns 1 8 32] [--peer]
 """
-import argparse, http.server, json, os, re, signal, socket, subprocess, sys, tarfile, tempfile, threading, time
+import argparse, json, os, re, signal, socket, subprocess, sys, tarfile, tempfile, time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,23 +31,19 @@ def write_bodies(archive, path):
     return n
 
 
-class Sink(http.server.BaseHTTPRequestHandler):
-    """Accepts OTLP/HTTP exports and answers 200, counting requests and bytes."""
-    requests = 0
-    bytes = 0
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", 0))
-        self.rfile.read(n)
-        Sink.requests += 1
-        Sink.bytes += n
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
-    def log_message(self, *args):
-        pass
+def start_sink(port):
+    sink = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "otlp_sink.py"), str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    if sink.stdout.readline().strip() != "ready":
+        sys.exit("the OTLP sink did not start")
+    return sink
 
 
 def free_port():
@@ -144,19 +143,23 @@ def main():
     tmp = tempfile.mkdtemp(prefix="serve-bench-")
     bodies = os.path.join(tmp, "bodies.jsonl")
     print(f"bodies: {write_bodies(a.archive, bodies)} test documents; work dir {tmp}", flush=True)
-    sink = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Sink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink_port = free_port()
+    sink = start_sink(sink_port)
 
     servers, results = {}, {"on": {}, "off": {}}
     for mode in ("off", "on"):
         port = free_port()
-        proc, ready = start_server(a.serve, a.model, port, mode, tmp, sink.server_address[1])
+        proc, ready = start_server(a.serve, a.model, port, mode, tmp, sink_port)
         servers[mode] = (proc, port, ready)
         wrk(port, 8, 3, bodies)  # warm-up
     for c in a.conns:  # interleaved, so both modes see the same machine
         for mode in ("off", "on"):
-            results[mode][c] = wrk(servers[mode][1], c, a.duration, bodies)
-            print(f"{mode:>3} c={c:<3} {results[mode][c]}", flush=True)
+            pid = servers[mode][0].pid
+            server_cpu, sink_cpu = cpu_seconds(pid), cpu_seconds(sink.pid)
+            results[mode][c] = r = wrk(servers[mode][1], c, a.duration, bodies)
+            r["server_cpu_s"] = cpu_seconds(pid) - server_cpu
+            r["sink_cpu_s"] = cpu_seconds(sink.pid) - sink_cpu
+            print(f"{mode:>3} c={c:<3} {r}", flush=True)
     memory = {}
     for mode, (proc, port, ready) in servers.items():
         memory[mode] = rss(proc.pid)
@@ -164,18 +167,22 @@ def main():
         code = proc.wait(timeout=30)
         if code != 0:
             sys.exit(f"serve ({mode}) exited with {code}")
+    sink.send_signal(signal.SIGTERM)
+    sink_stats = json.loads(sink.communicate(timeout=10)[0].strip().splitlines()[-1])
     peer = run_peer(a.conns) if a.peer else {}
 
     print()
-    print("| connections | telemetry | requests/s | p50 ms | p90 ms | p99 ms | non-2xx |")
-    print("|---|---|---|---|---|---|---|")
+    print("| connections | telemetry | requests/s | p50 ms | p90 ms | p99 ms | non-2xx | server CPU µs/request | sink CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for c in a.conns:
         for mode in ("on", "off"):
             r = results[mode][c]
-            print(f"| {c} | {mode} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} | {r['non2xx']} |")
+            per_request = 1e6 * r["server_cpu_s"] / max(1.0, r["rps"] * a.duration)
+            print(f"| {c} | {mode} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} | {r['non2xx']} "
+                  f"| {per_request:.1f} | {r['sink_cpu_s']:.2f} |")
         if c in peer:
             r = peer[c]
-            print(f"| {c} | BentoML peer | {r['rps']:.0f} | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} | |")
+            print(f"| {c} | BentoML peer | {r['rps']:.0f} | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} | | | |")
     print()
     for c in a.conns:
         on, off = results["on"][c], results["off"][c]
@@ -187,7 +194,9 @@ def main():
     for mode, (proc, port, ready) in servers.items():
         print(f"telemetry {mode}: ready {ready * 1000:.0f} ms after start; RSS {memory[mode][0] / 2**20:.1f} MiB, "
               f"peak {memory[mode][1] / 2**20:.1f} MiB")
-    print(f"OTLP sink received {Sink.requests} export requests, {Sink.bytes / 2**20:.1f} MiB")
+    sink_cpu = sum(results["on"][c]["sink_cpu_s"] for c in a.conns)
+    print(f"OTLP sink received {sink_stats['requests']} export requests, {sink_stats['bytes'] / 2**20:.1f} MiB, "
+          f"using {sink_cpu:.2f} CPU-s during the measured runs with telemetry on")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::layer::Context;
 
-/// A layer that writes each event as one JSON line to `W`.
+/// A layer that writes each event as one JSON line to each of its writers (the line is formatted
+/// once, whatever the number of writers).
 ///
 /// It only handles events: unlike `tracing_subscriber::fmt::Layer`, it formats nothing when a
 /// span opens, which matters when every request opens several spans. The trace ids come from the
@@ -24,13 +25,21 @@ use tracing_subscriber::layer::Context;
 /// spans from this layer does not lose them.
 #[derive(Debug)]
 pub struct JsonLogLayer<W> {
-    writer: W,
+    writers: Vec<W>,
 }
 
 impl<W> JsonLogLayer<W> {
     /// Writes to `writer` (e.g. a `tracing_appender` non-blocking writer).
     pub fn new(writer: W) -> Self {
-        Self { writer }
+        Self {
+            writers: vec![writer],
+        }
+    }
+
+    /// Also writes every line to `writer`.
+    pub fn and(mut self, writer: W) -> Self {
+        self.writers.push(writer);
+        self
     }
 }
 
@@ -41,10 +50,11 @@ where
 {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let line = format_line(event);
-        let _ = self
-            .writer
-            .make_writer_for(event.metadata())
-            .write_all(line.as_bytes());
+        for writer in &self.writers {
+            let _ = writer
+                .make_writer_for(event.metadata())
+                .write_all(line.as_bytes());
+        }
     }
 }
 
@@ -62,25 +72,28 @@ fn format_line(event: &Event<'_>) -> String {
         if let (Some(id), Some(meta)) = (current.id(), current.metadata()) {
             line.push_str(",\"span\":");
             push_json_str(&mut line, meta.name());
-            if let Some((trace_id, span_id)) = otel_ids(id, dispatch) {
-                let _ = write!(
-                    line,
-                    ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""
-                );
-            }
+            push_otel_ids(&mut line, id, dispatch);
         }
     });
     line.push_str("}\n");
     line
 }
 
-/// The ids the OpenTelemetry layer gave a span (they are what gets exported).
-fn otel_ids(id: &tracing::span::Id, dispatch: &tracing::Dispatch) -> Option<(String, String)> {
-    let cx = tracing_opentelemetry::get_otel_context(id, dispatch)?;
+/// Appends the ids the OpenTelemetry layer gave a span (they are what gets exported), if any.
+fn push_otel_ids(line: &mut String, id: &tracing::span::Id, dispatch: &tracing::Dispatch) {
+    let Some(cx) = tracing_opentelemetry::get_otel_context(id, dispatch) else {
+        return;
+    };
     let span = cx.span();
     let sc = span.span_context();
-    (sc.trace_id() != TraceId::INVALID)
-        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    if sc.trace_id() != TraceId::INVALID {
+        let _ = write!(
+            line,
+            ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+            sc.trace_id(),
+            sc.span_id()
+        );
+    }
 }
 
 struct JsonFields<'a> {

@@ -11,6 +11,7 @@
 
 pub mod export;
 pub mod json_log;
+pub mod otlp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +19,6 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -171,9 +171,7 @@ impl Telemetry {
                 .unwrap_or_else(|_| EnvFilter::new(config.default_log_filter))
         };
         type BoxedLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
-        let log_layer = |w: NonBlocking| -> BoxedLayer {
-            json_log::JsonLogLayer::new(w).with_filter(filter()).boxed()
-        };
+
         let mut layers: Vec<BoxedLayer> = Vec::new();
         // Spans are traced at INFO whatever RUST_LOG says: log levels must not switch traces off.
         if let Some(p) = provider.as_ref() {
@@ -185,10 +183,12 @@ impl Telemetry {
                 .with_filter(LevelFilter::INFO);
             layers.push(otel.boxed());
         }
-        layers.push(log_layer(stdout));
+        // One layer for both writers: each line is filtered and formatted once.
+        let mut log_layer = json_log::JsonLogLayer::new(stdout);
         if let Some(file) = file {
-            layers.push(log_layer(file));
+            log_layer = log_layer.and(file);
         }
+        layers.push(log_layer.with_filter(filter()).boxed());
         Registry::default()
             .with(layers)
             .try_init()
@@ -326,13 +326,7 @@ fn tracer_provider(
             stats,
         ),
         "http/protobuf" => export::BoundedBatchProcessor::start(
-            || {
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .build()
-                    .map_err(|e| e.to_string())
-            },
+            otlp::HttpProtoExporter::from_env,
             BatchSettings::from_env(),
             stats,
         ),
