@@ -64,7 +64,11 @@ impl Shared {
 
     /// A `traceparent` header and its trace id, derived from the seed and the request number.
     fn traceparent(&self, ticket: u64) -> (String, String) {
-        let mut state = self.seed ^ ticket.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Ticket n takes draws 3n+1..3n+3 of one splitmix64 stream, so no two requests share
+        // a draw (xor-ing the ticket into the seed made neighbours share half their trace id).
+        let mut state = self
+            .seed
+            .wrapping_add(ticket.wrapping_mul(3).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let (hi, lo, span) = (
             splitmix64(&mut state),
             splitmix64(&mut state),
@@ -278,6 +282,22 @@ mod tests {
                 ("00", 32, 16, "01")
             );
             assert!(parts[1].chars().all(|c| c.is_ascii_hexdigit()) && parts[1] != "0".repeat(32));
+        }
+    }
+
+    #[test]
+    fn no_two_requests_share_any_part_of_their_ids() {
+        let s = Shared::new(docs(1), false, 1, 10);
+        let mut halves = std::collections::HashSet::new();
+        for ticket in 0..10_000 {
+            let (tp, _) = s.traceparent(ticket);
+            let parts: Vec<_> = tp.split('-').collect();
+            for half in [&parts[1][..16], &parts[1][16..], parts[2]] {
+                assert!(
+                    halves.insert(half.to_owned()),
+                    "{half} repeats at ticket {ticket}"
+                );
+            }
         }
     }
 }

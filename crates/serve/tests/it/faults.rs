@@ -54,19 +54,18 @@ fn overload_gets_503_with_retry_after_instead_of_a_queue() {
     // A holds the only slot: headers sent, body still coming.
     let mut a = TcpStream::connect(server.addr).expect("connect");
     a.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 20\r\n\r\nthe goalie ").expect("send");
+    // Only once A is in its handler (it owns the slot) may B come, or B could take it first.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let rejected = loop {
-        let r = request(server.addr, "POST", "/predict", &[], b"my car");
-        if r.status == 503 {
-            break r;
-        }
-        assert_eq!(r.status, 200);
-        assert!(
-            Instant::now() < deadline,
-            "never saw 503 while the only slot was held"
-        );
+    while server
+        .metrics()
+        .value("http_server_active_requests", &[("http_route", "/predict")])
+        != Some(1.0)
+    {
+        assert!(Instant::now() < deadline, "A never reached its handler");
         std::thread::sleep(Duration::from_millis(10));
-    };
+    }
+    let rejected = request(server.addr, "POST", "/predict", &[], b"my car");
+    assert_eq!(rejected.status, 503, "{}", rejected.body);
     assert_eq!(rejected.header("retry-after"), Some("1"));
     assert_eq!(rejected.json()["error"], "overloaded");
     a.write_all(b"the puck.").expect("finish body");
