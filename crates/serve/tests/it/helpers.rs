@@ -172,6 +172,11 @@ impl Server {
         Self { addr, child, logs }
     }
 
+    /// Log lines so far, as printed.
+    pub fn raw_logs(&self) -> Vec<String> {
+        self.logs.lock().expect("lock").clone()
+    }
+
     /// Log lines so far, parsed.
     pub fn logs(&self) -> Vec<serde_json::Value> {
         self.logs

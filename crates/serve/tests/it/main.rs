@@ -1,6 +1,7 @@
 //! End-to-end tests of `serve`: each starts the real binary on an ephemeral loopback port.
 
 mod faults;
+mod grafana;
 mod helpers;
 mod lifecycle;
 mod metrics;
