@@ -13,7 +13,7 @@ use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as 
 use opentelemetry_sdk::trace::SdkTracer;
 use pipeline::Prediction;
 use pipeline::preprocess::tokenize::decode_text;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::app::{App, HttpResponse, json};
@@ -120,7 +120,7 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, ApiError>
         return Err(ApiError::TooLarge { limit, drained });
     }
     let read = async {
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
             let Ok(data) = frame.into_data() else {
@@ -221,20 +221,34 @@ impl StepClock {
     }
 }
 
-fn response_body(app: &App, prediction: &Prediction) -> String {
+/// The response, serialized straight from borrowed fields (no intermediate JSON tree).
+#[derive(Serialize)]
+struct PredictResponse<'a> {
+    result: Option<&'a String>,
+    confidence: f64,
+    probabilities: Probabilities<'a>,
+    model_version: &'a str,
+}
+
+/// `{"<category>": p, ...}` in the model's category order.
+struct Probabilities<'a>(&'a [String], &'a [f64]);
+
+impl Serialize for Probabilities<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().zip(self.1))
+    }
+}
+
+fn response_body(app: &App, prediction: &Prediction) -> Vec<u8> {
     let categories = app.model.model.categories();
-    let probabilities: serde_json::Map<String, serde_json::Value> = categories
-        .iter()
-        .zip(&prediction.probabilities)
-        .map(|(c, p)| (c.clone(), serde_json::Value::from(*p)))
-        .collect();
-    serde_json::json!({
-        "result": categories.get(prediction.label),
-        "confidence": prediction.confidence(),
-        "probabilities": probabilities,
-        "model_version": app.model.metadata.model_version,
-    })
-    .to_string()
+    let response = PredictResponse {
+        result: categories.get(prediction.label),
+        confidence: prediction.confidence(),
+        probabilities: Probabilities(categories, &prediction.probabilities),
+        model_version: &app.model.metadata.model_version,
+    };
+    // Serializing these types cannot fail (string keys, finite or null floats).
+    serde_json::to_vec(&response).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{TraceContextExt, TraceId};
+use pipeline::telemetry::push_hex;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
@@ -35,11 +36,13 @@ pub fn response_headers(span: &tracing::Span) -> Option<(String, String)> {
     if sc.trace_id() == TraceId::INVALID {
         return None;
     }
-    let trace_id = sc.trace_id().to_string();
-    let traceresponse = format!(
-        "00-{trace_id}-{}-{:02x}",
-        sc.span_id(),
-        sc.trace_flags().to_u8()
-    );
+    let mut traceresponse = String::with_capacity(55);
+    traceresponse.push_str("00-");
+    push_hex(&mut traceresponse, &sc.trace_id().to_bytes());
+    let trace_id = traceresponse[3..].to_owned();
+    traceresponse.push('-');
+    push_hex(&mut traceresponse, &sc.span_id().to_bytes());
+    traceresponse.push('-');
+    push_hex(&mut traceresponse, &[sc.trace_flags().to_u8()]);
     Some((traceresponse, trace_id))
 }

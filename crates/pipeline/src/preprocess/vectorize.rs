@@ -103,13 +103,16 @@ impl Vocabulary {
 
     /// Counts the in-vocabulary tokens of a document.
     pub fn count(&self, tokens: &Tokens) -> TermCounts {
-        let mut hits: Vec<u32> = tokens.iter().filter_map(|t| self.get(t)).collect();
+        // Sized for every token up front: growing by doubling costs more than the lookups.
+        let mut hits: Vec<u32> = Vec::with_capacity(tokens.len());
+        hits.extend(tokens.iter().filter_map(|t| self.get(t)));
         let out_of_vocabulary = tokens.len() - hits.len();
         hits.sort_unstable();
         let mut counts = TermCounts {
             tokens: tokens.len(),
             out_of_vocabulary,
-            ..TermCounts::default()
+            indices: Vec::with_capacity(hits.len()),
+            counts: Vec::with_capacity(hits.len()),
         };
         for i in hits {
             match counts.indices.last() {

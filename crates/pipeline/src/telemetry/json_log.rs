@@ -12,8 +12,6 @@ use opentelemetry::trace::{TraceContextExt, TraceId};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::layer::Context;
 
 /// A layer that writes each event as one JSON line to each of its writers (the line is formatted
@@ -59,12 +57,17 @@ where
 }
 
 /// The JSON line of one event, newline included.
+///
+/// Written without `core::fmt` (timestamp, numbers and ids by hand or with `itoa`/`ryu`): this
+/// runs once per request and formatting through `fmt` was most of its cost.
 fn format_line(event: &Event<'_>) -> String {
     let mut line = String::with_capacity(320);
     line.push_str("{\"timestamp\":\"");
-    let _ = SystemTime.format_time(&mut Writer::new(&mut line));
+    push_timestamp(&mut line, std::time::SystemTime::now());
     let meta = event.metadata();
-    let _ = write!(line, "\",\"level\":\"{}\",\"target\":", meta.level());
+    line.push_str("\",\"level\":\"");
+    line.push_str(meta.level().as_str());
+    line.push_str("\",\"target\":");
     push_json_str(&mut line, meta.target());
     event.record(&mut JsonFields { out: &mut line });
     tracing::dispatcher::get_default(|dispatch| {
@@ -87,13 +90,54 @@ fn push_otel_ids(line: &mut String, id: &tracing::span::Id, dispatch: &tracing::
     let span = cx.span();
     let sc = span.span_context();
     if sc.trace_id() != TraceId::INVALID {
-        let _ = write!(
-            line,
-            ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
-            sc.trace_id(),
-            sc.span_id()
-        );
+        line.push_str(",\"trace_id\":\"");
+        super::push_hex(line, &sc.trace_id().to_bytes());
+        line.push_str("\",\"span_id\":\"");
+        super::push_hex(line, &sc.span_id().to_bytes());
+        line.push('"');
     }
+}
+
+/// Appends `t` as RFC 3339 UTC with microseconds (`2026-11-25T09:30:00.123456Z`), the format of
+/// `tracing_subscriber`'s `SystemTime` timer.
+fn push_timestamp(out: &mut String, t: std::time::SystemTime) {
+    let since = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let day_secs = secs % 86_400;
+    let mut buf = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year.clamp(0, 9999) as u64);
+    put(5, 2, u64::from(month));
+    put(8, 2, u64::from(day));
+    put(11, 2, day_secs / 3600);
+    put(14, 2, day_secs / 60 % 60);
+    put(17, 2, day_secs % 60);
+    put(20, 6, u64::from(since.subsec_micros()));
+    // Only ASCII digits and separators were written.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+}
+
+/// Year, month (1..=12) and day (1..=31) of a count of days since 1970-01-01, proleptic
+/// Gregorian (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 struct JsonFields<'a> {
@@ -119,20 +163,20 @@ impl Visit for JsonFields<'_> {
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.out.push_str(itoa::Buffer::new().format(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.key(field);
-        let _ = write!(self.out, "{value}");
+        self.out.push_str(if value { "true" } else { "false" });
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
         if value.is_finite() {
-            let _ = write!(self.out, "{value}");
+            self.out.push_str(ryu::Buffer::new().format_finite(value));
         } else {
             self.out.push_str("null");
         }
@@ -143,22 +187,29 @@ impl Visit for JsonFields<'_> {
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal; runs of characters that need no escape are copied whole.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
         }
+        plain = i + 1;
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
@@ -172,5 +223,29 @@ mod tests {
         push_json_str(&mut s, "a\"b\\c\nd\u{1}é");
         let back: String = serde_json::from_str(&s).expect("valid JSON string");
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        // Expected values from Python's datetime.fromtimestamp(s, timezone.utc).
+        let at = |secs: u64, micros: u64| {
+            let mut s = String::new();
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(secs * 1_000_000 + micros);
+            push_timestamp(&mut s, t);
+            s
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(4_107_542_399, 999_999), "2100-02-28T23:59:59.999999Z");
+        assert_eq!(at(1_795_000_000, 120_000), "2026-11-18T11:06:40.120000Z");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut s = String::from("{\"a\":");
+        push_json_str(&mut s, "tab\there \"q\" \u{7f} \u{1f}");
+        s.push('}');
+        let v: serde_json::Value = serde_json::from_str(&s).expect("valid JSON");
+        assert_eq!(v["a"], "tab\there \"q\" \u{7f} \u{1f}");
     }
 }

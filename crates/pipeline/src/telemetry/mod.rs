@@ -23,7 +23,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, WorkerGuard};
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing::Level;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, Registry};
@@ -174,13 +175,18 @@ impl Telemetry {
 
         let mut layers: Vec<BoxedLayer> = Vec::new();
         // Spans are traced at INFO whatever RUST_LOG says: log levels must not switch traces off.
+        // Only warnings and errors become span events: the access log line of every request is
+        // already in Loki with its trace id, and copying it into the span doubled its cost.
         if let Some(p) = provider.as_ref() {
             let otel = tracing_opentelemetry::layer()
                 .with_tracer(p.tracer(config.service_name))
                 .with_location(false)
                 .with_threads(false)
                 .with_tracked_inactivity(false)
-                .with_filter(LevelFilter::INFO);
+                .with_filter(filter_fn(|m| {
+                    let most_verbose = if m.is_span() { Level::INFO } else { Level::WARN };
+                    *m.level() <= most_verbose
+                }));
             layers.push(otel.boxed());
         }
         // One layer for both writers: each line is filtered and formatted once.
@@ -233,6 +239,15 @@ impl Telemetry {
 impl Drop for Telemetry {
     fn drop(&mut self) {
         self.shutdown(Duration::from_secs(3));
+    }
+}
+
+/// Appends `bytes` as lowercase hex (trace and span ids, as W3C trace context writes them).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
     }
 }
 
