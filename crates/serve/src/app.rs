@@ -1,6 +1,7 @@
 //! The application: shared state and the request handler (routing, the request span, metrics,
 //! access log, errors as JSON). One copy of the model, however many worker threads.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -185,26 +186,28 @@ impl App {
 /// The server span, named and attributed per the OpenTelemetry HTTP semantic conventions.
 fn request_span(req: &Request<Incoming>, route: Route) -> tracing::Span {
     let method = req.method().as_str();
-    let name = match route {
-        Route::Unmatched => method.to_owned(),
-        _ => format!("{method} {}", route.template()),
+    let name = match (route, method) {
+        (Route::Predict, "POST") => Cow::Borrowed("POST /predict"),
+        (Route::Unmatched, _) => Cow::Borrowed(method),
+        _ => Cow::Owned(format!("{method} {}", route.template())),
     };
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    // Values passed as `&str` rather than with `%`: they are copied, not formatted.
     tracing::info_span!(
         "request",
-        otel.name = %name,
+        otel.name = name.as_ref(),
         otel.kind = "server",
         otel.status_code = Empty,
-        http.request.method = %method,
+        http.request.method = method,
         http.route = route.template(),
-        url.path = %req.uri().path(),
+        url.path = req.uri().path(),
         url.scheme = "http",
         network.protocol.version = "1.1",
-        user_agent.original = %user_agent,
+        user_agent.original = user_agent,
         http.response.status_code = Empty,
         error.type = Empty,
     )

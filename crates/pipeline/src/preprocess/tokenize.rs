@@ -42,11 +42,14 @@ fn is_word_char(c: char) -> bool {
 ///
 /// A maximal run of word characters is exactly what `\b\w\w+\b` matches, so no regex is needed.
 pub fn tokenize(text: &str) -> Tokens {
-    let text = if text.is_ascii() {
-        text.to_ascii_lowercase()
-    } else {
-        text.to_lowercase()
-    };
+    if text.is_ascii() {
+        return tokenize_ascii(text.to_ascii_lowercase());
+    }
+    tokenize_chars(text.to_lowercase())
+}
+
+/// The split on any text, a character at a time.
+fn tokenize_chars(text: String) -> Tokens {
     let mut spans = Vec::with_capacity(text.len() / 5);
     let mut start: Option<(usize, usize)> = None; // (byte offset, chars so far)
     for (i, c) in text.char_indices() {
@@ -62,6 +65,29 @@ pub fn tokenize(text: &str) -> Tokens {
     }
     if let Some((s, n)) = start {
         push_run(&mut spans, s, text.len(), n);
+    }
+    Tokens { text, spans }
+}
+
+/// The same split for ASCII text (most documents), a byte at a time: for ASCII, `\w` is
+/// `[A-Za-z0-9_]` and a character is a byte, which makes this several times faster than decoding
+/// characters.
+fn tokenize_ascii(text: String) -> Tokens {
+    let mut spans = Vec::with_capacity(text.len() / 5);
+    let mut start = None;
+    for (i, b) in text.bytes().enumerate() {
+        let word = b.is_ascii_alphanumeric() || b == b'_';
+        match (word, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                push_run(&mut spans, s, i, i - s);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        push_run(&mut spans, s, text.len(), text.len() - s);
     }
     Tokens { text, spans }
 }
@@ -96,6 +122,25 @@ mod tests {
 
     fn toks(s: &str) -> Vec<String> {
         tokenize(s).iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn ascii_fast_path_splits_like_the_general_one() {
+        // Every ASCII byte, in pseudo-random strings with many short runs.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for len in 0..400 {
+            let text: String = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    char::from((state % 128) as u8)
+                })
+                .collect();
+            let fast = tokenize_ascii(text.to_ascii_lowercase());
+            assert_eq!(fast, tokenize_chars(text.to_lowercase()), "{text:?}");
+        }
+        assert_eq!(toks("ab_1 x y2 Q"), ["ab_1", "y2"]);
     }
 
     #[test]
