@@ -273,8 +273,11 @@ impl<E: SpanExporter> ExportLoop<E> {
 
     /// Exports everything queued, in batches.
     fn export_queued(&mut self) {
+        // The queue is left with room for a batch, allocated here rather than grown a span at a
+        // time on the request path.
+        let room = Vec::with_capacity(self.settings.max_export_batch_size);
         let spans = match self.queue.spans.lock() {
-            Ok(mut s) => std::mem::take(&mut *s),
+            Ok(mut s) => std::mem::replace(&mut *s, room),
             Err(_) => return,
         };
         let mut spans = spans.into_iter().peekable();

@@ -159,7 +159,10 @@ impl Visit for JsonFields<'_> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.key(field);
-        push_json_str(self.out, &format!("{value:?}"));
+        self.out.push('"');
+        // Formatted straight into the line, escaped piece by piece (no intermediate String).
+        let _ = write!(JsonEscaped(self.out), "{value:?}");
+        self.out.push('"');
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
@@ -187,9 +190,25 @@ impl Visit for JsonFields<'_> {
     }
 }
 
-/// Appends `s` as a JSON string literal; runs of characters that need no escape are copied whole.
+/// Writes what is formatted into it as the inside of a JSON string literal.
+struct JsonEscaped<'a>(&'a mut String);
+
+impl std::fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        push_json_escaped(self.0, s);
+        Ok(())
+    }
+}
+
+/// Appends `s` as a JSON string literal.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    push_json_escaped(out, s);
+    out.push('"');
+}
+
+/// Appends `s` escaped for a JSON string; runs of characters that need no escape are copied whole.
+fn push_json_escaped(out: &mut String, s: &str) {
     let mut plain = 0;
     for (i, b) in s.bytes().enumerate() {
         let escape = match b {
@@ -210,7 +229,6 @@ fn push_json_str(out: &mut String, s: &str) {
         plain = i + 1;
     }
     out.push_str(&s[plain..]);
-    out.push('"');
 }
 
 #[cfg(test)]
@@ -247,5 +265,52 @@ mod tests {
         s.push('}');
         let v: serde_json::Value = serde_json::from_str(&s).expect("valid JSON");
         assert_eq!(v["a"], "tab\there \"q\" \u{7f} \u{1f}");
+    }
+    /// Collects what the layer writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut v) = self.0.lock() {
+                v.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn an_event_is_one_json_line_with_its_typed_fields() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::Registry::default()
+            .with(JsonLogLayer::new(out.clone()).and(out.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let reason = "say \"hi\"\n";
+            tracing::warn!(count = 3u64, delta = -2i64, ms = 0.25, ok = true, why = %reason, "a \"quoted\" {}", 1);
+        });
+        let bytes = out.0.lock().map(|v| v.clone()).unwrap_or_default();
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "one line per writer: {text}");
+        assert_eq!(lines[0], lines[1]);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).expect("valid JSON");
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["message"], "a \"quoted\" 1");
+        assert_eq!(v["why"], "say \"hi\"\n");
+        assert_eq!((v["count"].as_u64(), v["delta"].as_i64()), (Some(3), Some(-2)));
+        assert_eq!((v["ms"].as_f64(), v["ok"].as_bool()), (Some(0.25), Some(true)));
+        assert!(v["timestamp"].as_str().is_some_and(|t| t.len() == 27 && t.ends_with('Z')));
+        assert!(v.get("trace_id").is_none(), "no span, no trace id");
     }
 }
