@@ -8,9 +8,14 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use opentelemetry::trace::{TraceContextExt, TraceId};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_appender::non_blocking::ErrorCounter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 
@@ -21,23 +26,143 @@ use tracing_subscriber::layer::Context;
 /// span opens, which matters when every request opens several spans. The trace ids come from the
 /// current span as the whole subscriber sees it, so a per-layer level filter that hides INFO
 /// spans from this layer does not lose them.
+///
+/// Lines are gathered and handed to the writers in chunks (at [`CHUNK_BYTES`], or by
+/// [`LogFlush`] every [`FLUSH_EVERY`] and at shutdown): a `tracing_appender` non-blocking writer
+/// wakes its thread for each message, and one wake-up per line per writer cost more CPU under
+/// load than formatting the line.
 #[derive(Debug)]
 pub struct JsonLogLayer<W> {
+    shared: Arc<Shared<W>>,
+}
+
+/// Lines are handed over once this many bytes are waiting.
+pub const CHUNK_BYTES: usize = 32 * 1024;
+/// Lines never wait longer than this (plus the writer's own delay) when [`LogFlush`] runs.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Debug)]
+struct Shared<W> {
     writers: Vec<W>,
+    drop_counters: Vec<ErrorCounter>,
+    pending: Mutex<Pending>,
+    dropped_lines: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    lines: u64,
 }
 
 impl<W> JsonLogLayer<W> {
     /// Writes to `writer` (e.g. a `tracing_appender` non-blocking writer).
     pub fn new(writer: W) -> Self {
         Self {
-            writers: vec![writer],
+            shared: Arc::new(Shared {
+                writers: vec![writer],
+                drop_counters: Vec::new(),
+                pending: Mutex::new(Pending::default()),
+                dropped_lines: AtomicU64::new(0),
+            }),
         }
     }
 
     /// Also writes every line to `writer`.
     pub fn and(mut self, writer: W) -> Self {
-        self.writers.push(writer);
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.writers.push(writer);
+        }
         self
+    }
+
+    /// Counts the chunks `counter` reports dropped, in lines.
+    pub fn counting_drops(mut self, counter: ErrorCounter) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.drop_counters.push(counter);
+        }
+        self
+    }
+}
+
+impl<W> JsonLogLayer<W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    /// A handle that hands waiting lines over now; with `every`, a thread also does so at that
+    /// interval for as long as the layer lives.
+    pub fn flusher(&self, every: Option<Duration>) -> LogFlush<W> {
+        if let Some(every) = every {
+            let weak = Arc::downgrade(&self.shared);
+            let _ = std::thread::Builder::new()
+                .name("log-flush".into())
+                .spawn(move || {
+                    while let Some(shared) = weak.upgrade() {
+                        shared.flush();
+                        drop(shared);
+                        std::thread::sleep(every);
+                    }
+                });
+        }
+        LogFlush(self.shared.clone())
+    }
+}
+
+impl<W> Shared<W>
+where
+    W: for<'w> MakeWriter<'w>,
+{
+    fn push(&self, line: &str) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        pending.bytes.extend_from_slice(line.as_bytes());
+        pending.lines += 1;
+        if pending.bytes.len() >= CHUNK_BYTES {
+            self.hand_over(&mut pending);
+        }
+    }
+
+    fn flush(&self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            self.hand_over(&mut pending);
+        }
+    }
+
+    /// Writes the waiting lines to every writer (under the lock, so chunks keep their order).
+    fn hand_over(&self, pending: &mut Pending) {
+        if pending.bytes.is_empty() {
+            return;
+        }
+        let before: usize = self.drop_counters.iter().map(ErrorCounter::dropped_lines).sum();
+        for writer in &self.writers {
+            let _ = writer.make_writer().write_all(&pending.bytes);
+        }
+        let after: usize = self.drop_counters.iter().map(ErrorCounter::dropped_lines).sum();
+        let chunks_dropped = after.saturating_sub(before) as u64;
+        self.dropped_lines
+            .fetch_add(chunks_dropped * pending.lines, Ordering::Relaxed);
+        pending.bytes.clear();
+        pending.lines = 0;
+    }
+}
+
+/// Hands the layer's waiting lines to its writers; see [`JsonLogLayer::flusher`].
+#[derive(Debug, Clone)]
+pub struct LogFlush<W>(Arc<Shared<W>>);
+
+impl<W> LogFlush<W>
+where
+    W: for<'w> MakeWriter<'w>,
+{
+    /// Writes what is waiting now.
+    pub fn flush(&self) {
+        self.0.flush();
+    }
+
+    /// Lines lost because a writer's queue was full.
+    pub fn dropped_lines(&self) -> u64 {
+        self.0.dropped_lines.load(Ordering::Relaxed)
     }
 }
 
@@ -47,12 +172,7 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let line = format_line(event);
-        for writer in &self.writers {
-            let _ = writer
-                .make_writer_for(event.metadata())
-                .write_all(line.as_bytes());
-        }
+        self.shared.push(&format_line(event));
     }
 }
 
@@ -293,12 +413,15 @@ mod tests {
     fn an_event_is_one_json_line_with_its_typed_fields() {
         use tracing_subscriber::layer::SubscriberExt as _;
         let out = Captured::default();
-        let subscriber = tracing_subscriber::Registry::default()
-            .with(JsonLogLayer::new(out.clone()).and(out.clone()));
+        let layer = JsonLogLayer::new(out.clone()).and(out.clone());
+        let flush = layer.flusher(None);
+        let subscriber = tracing_subscriber::Registry::default().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             let reason = "say \"hi\"\n";
             tracing::warn!(count = 3u64, delta = -2i64, ms = 0.25, ok = true, why = %reason, "a \"quoted\" {}", 1);
         });
+        assert!(out.0.lock().is_ok_and(|v| v.is_empty()), "held until flushed");
+        flush.flush();
         let bytes = out.0.lock().map(|v| v.clone()).unwrap_or_default();
         let text = String::from_utf8(bytes).expect("UTF-8");
         let lines: Vec<&str> = text.lines().collect();

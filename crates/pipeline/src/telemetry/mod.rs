@@ -22,7 +22,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, WorkerGuard};
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing::Level;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -87,12 +87,12 @@ pub enum TelemetryError {
 
 /// Counts of log lines dropped by the non-blocking writers.
 #[derive(Debug, Clone)]
-pub struct LogDrops(Vec<ErrorCounter>);
+pub struct LogDrops(json_log::LogFlush<NonBlocking>);
 
 impl LogDrops {
     /// Lines dropped so far, all writers together.
     pub fn total(&self) -> u64 {
-        self.0.iter().map(|e| e.dropped_lines() as u64).sum()
+        self.0.dropped_lines()
     }
 }
 
@@ -107,8 +107,8 @@ pub struct Telemetry {
     /// Where spans go.
     pub trace_export: TraceExport,
     provider: Option<SdkTracerProvider>,
+    log_flush: json_log::LogFlush<NonBlocking>,
     log_guards: Vec<WorkerGuard>,
-    log_errors: Vec<ErrorCounter>,
 }
 
 impl Telemetry {
@@ -194,6 +194,10 @@ impl Telemetry {
         if let Some(file) = file {
             log_layer = log_layer.and(file);
         }
+        for counter in log_errors {
+            log_layer = log_layer.counting_drops(counter);
+        }
+        let log_flush = log_layer.flusher(Some(json_log::FLUSH_EVERY));
         layers.push(log_layer.with_filter(filter()).boxed());
         Registry::default()
             .with(layers)
@@ -204,8 +208,8 @@ impl Telemetry {
             export_stats,
             trace_export,
             provider,
+            log_flush,
             log_guards,
-            log_errors,
         })
     }
 
@@ -222,7 +226,7 @@ impl Telemetry {
 
     /// A handle that reads the dropped-log-lines count later, from anywhere.
     pub fn log_drops(&self) -> LogDrops {
-        LogDrops(self.log_errors.clone())
+        LogDrops(self.log_flush.clone())
     }
 
     /// Flushes and stops span export, waiting at most `timeout`, then flushes the logs.
@@ -232,6 +236,7 @@ impl Telemetry {
         {
             tracing::warn!(error = %e, "span export did not finish in time; unsent spans are lost");
         }
+        self.log_flush.flush();
         self.log_guards.clear();
     }
 }
