@@ -69,27 +69,69 @@ fn tokenize_chars(text: String) -> Tokens {
     Tokens { text, spans }
 }
 
-/// The same split for ASCII text (most documents), a byte at a time: for ASCII, `\w` is
-/// `[A-Za-z0-9_]` and a character is a byte, which makes this several times faster than decoding
-/// characters.
+/// The same split for ASCII text (most documents), 64 bytes at a time.
+///
+/// For ASCII, `\w` is `[a-z0-9_]` once lowercased and a character is a byte. Each block of 64
+/// bytes becomes a bit mask of word bytes (a loop the compiler vectorizes), and runs are read
+/// off the mask's 0/1 transitions: no branch per byte, where a byte loop mispredicts at every
+/// word boundary.
 fn tokenize_ascii(text: String) -> Tokens {
-    let mut spans = Vec::with_capacity(text.len() / 5);
-    let mut start = None;
-    for (i, b) in text.bytes().enumerate() {
-        let word = b.is_ascii_alphanumeric() || b == b'_';
-        match (word, start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                push_run(&mut spans, s, i, i - s);
-                start = None;
-            }
-            _ => {}
+    let bytes = text.as_bytes();
+    let mut spans = Vec::with_capacity(bytes.len() / 5);
+    let mut start = 0;
+    let mut in_word = false; // whether the byte before the current block is a word byte
+    for (block, chunk) in bytes.chunks(64).enumerate() {
+        let base = block * 64;
+        let mask = word_mask(chunk);
+        let before = (mask << 1) | u64::from(in_word);
+        let mut transitions = mask ^ before;
+        if chunk.len() < 64 {
+            // Bits past the end are non-word: an open run ends with the text.
+            transitions &= u64::MAX >> (63 - chunk.len());
         }
+        while transitions != 0 {
+            let i = transitions.trailing_zeros() as usize;
+            if (mask >> i) & 1 == 1 {
+                start = base + i;
+            } else {
+                push_run(&mut spans, start, base + i, base + i - start);
+            }
+            transitions &= transitions - 1;
+        }
+        in_word = chunk.len() == 64 && mask >> 63 == 1;
     }
-    if let Some(s) = start {
-        push_run(&mut spans, s, text.len(), text.len() - s);
+    if in_word {
+        push_run(&mut spans, start, bytes.len(), bytes.len() - start);
     }
     Tokens { text, spans }
+}
+
+/// Bit `i` is set when `chunk[i]` (lowercase ASCII, at most 64 bytes) is a word byte.
+fn word_mask(chunk: &[u8]) -> u64 {
+    match <&[u8; 64]>::try_from(chunk) {
+        Ok(full) => word_mask_64(full),
+        Err(_) => {
+            let mut padded = [0u8; 64];
+            padded[..chunk.len()].copy_from_slice(chunk);
+            word_mask_64(&padded)
+        }
+    }
+}
+
+/// A fixed-size block: the byte tests become a few vector compares, and each 8 flags are packed
+/// into 8 bits with one multiplication.
+fn word_mask_64(block: &[u8; 64]) -> u64 {
+    let mut flags = [0u8; 64];
+    for (f, &b) in flags.iter_mut().zip(block) {
+        *f = u8::from((b.wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10) | (b == b'_'));
+    }
+    let mut mask = 0u64;
+    for (i, eight) in flags.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+        // Every byte of `w` is 0 or 1; the product puts byte k's bit at bit 56 + k, without carries.
+        mask |= (w.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * i);
+    }
+    mask
 }
 
 fn push_run(spans: &mut Vec<Range<u32>>, start: usize, end: usize, chars: usize) {
@@ -140,7 +182,22 @@ mod tests {
             let fast = tokenize_ascii(text.to_ascii_lowercase());
             assert_eq!(fast, tokenize_chars(text.to_lowercase()), "{text:?}");
         }
+        // Long words, across the 64-byte blocks.
+        for len in 0..400 {
+            let text: String = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    if state % 23 == 0 { ' ' } else { 'W' }
+                })
+                .collect();
+            let fast = tokenize_ascii(text.to_ascii_lowercase());
+            assert_eq!(fast, tokenize_chars(text.to_lowercase()), "{text:?}");
+        }
         assert_eq!(toks("ab_1 x y2 Q"), ["ab_1", "y2"]);
+        let long = "a".repeat(200);
+        assert_eq!(toks(&format!("{long} b {long}.")), [long.as_str(), long.as_str()]);
     }
 
     #[test]
