@@ -189,7 +189,7 @@ mod tests {
                     state ^= state << 13;
                     state ^= state >> 7;
                     state ^= state << 17;
-                    if state % 23 == 0 { ' ' } else { 'W' }
+                    if state.is_multiple_of(23) { ' ' } else { 'W' }
                 })
                 .collect();
             let fast = tokenize_ascii(text.to_ascii_lowercase());
@@ -197,7 +197,10 @@ mod tests {
         }
         assert_eq!(toks("ab_1 x y2 Q"), ["ab_1", "y2"]);
         let long = "a".repeat(200);
-        assert_eq!(toks(&format!("{long} b {long}.")), [long.as_str(), long.as_str()]);
+        assert_eq!(
+            toks(&format!("{long} b {long}.")),
+            [long.as_str(), long.as_str()]
+        );
     }
 
     #[test]

@@ -194,7 +194,15 @@ mod tests {
     #[test]
     fn radix_sort_sorts_like_sort_unstable() {
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        for (len, bits) in [(0, 8), (10, 16), (64, 8), (65, 15), (300, 16), (1000, 24), (777, 32)] {
+        for (len, bits) in [
+            (0, 8),
+            (10, 16),
+            (64, 8),
+            (65, 15),
+            (300, 16),
+            (1000, 24),
+            (777, 32),
+        ] {
             let mut v: Vec<u32> = (0..len)
                 .map(|_| {
                     state ^= state << 13;

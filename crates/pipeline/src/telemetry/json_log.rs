@@ -134,11 +134,19 @@ where
         if pending.bytes.is_empty() {
             return;
         }
-        let before: usize = self.drop_counters.iter().map(ErrorCounter::dropped_lines).sum();
+        let before: usize = self
+            .drop_counters
+            .iter()
+            .map(ErrorCounter::dropped_lines)
+            .sum();
         for writer in &self.writers {
             let _ = writer.make_writer().write_all(&pending.bytes);
         }
-        let after: usize = self.drop_counters.iter().map(ErrorCounter::dropped_lines).sum();
+        let after: usize = self
+            .drop_counters
+            .iter()
+            .map(ErrorCounter::dropped_lines)
+            .sum();
         let chunks_dropped = after.saturating_sub(before) as u64;
         self.dropped_lines
             .fetch_add(chunks_dropped * pending.lines, Ordering::Relaxed);
@@ -221,9 +229,7 @@ fn push_otel_ids(line: &mut String, id: &tracing::span::Id, dispatch: &tracing::
 /// Appends `t` as RFC 3339 UTC with microseconds (`2026-11-25T09:30:00.123456Z`), the format of
 /// `tracing_subscriber`'s `SystemTime` timer.
 fn push_timestamp(out: &mut String, t: std::time::SystemTime) {
-    let since = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let day_secs = secs % 86_400;
@@ -368,7 +374,8 @@ mod tests {
         // Expected values from Python's datetime.fromtimestamp(s, timezone.utc).
         let at = |secs: u64, micros: u64| {
             let mut s = String::new();
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(secs * 1_000_000 + micros);
+            let t =
+                std::time::UNIX_EPOCH + std::time::Duration::from_micros(secs * 1_000_000 + micros);
             push_timestamp(&mut s, t);
             s
         };
@@ -420,7 +427,10 @@ mod tests {
             let reason = "say \"hi\"\n";
             tracing::warn!(count = 3u64, delta = -2i64, ms = 0.25, ok = true, why = %reason, "a \"quoted\" {}", 1);
         });
-        assert!(out.0.lock().is_ok_and(|v| v.is_empty()), "held until flushed");
+        assert!(
+            out.0.lock().is_ok_and(|v| v.is_empty()),
+            "held until flushed"
+        );
         flush.flush();
         let bytes = out.0.lock().map(|v| v.clone()).unwrap_or_default();
         let text = String::from_utf8(bytes).expect("UTF-8");
@@ -431,9 +441,19 @@ mod tests {
         assert_eq!(v["level"], "WARN");
         assert_eq!(v["message"], "a \"quoted\" 1");
         assert_eq!(v["why"], "say \"hi\"\n");
-        assert_eq!((v["count"].as_u64(), v["delta"].as_i64()), (Some(3), Some(-2)));
-        assert_eq!((v["ms"].as_f64(), v["ok"].as_bool()), (Some(0.25), Some(true)));
-        assert!(v["timestamp"].as_str().is_some_and(|t| t.len() == 27 && t.ends_with('Z')));
+        assert_eq!(
+            (v["count"].as_u64(), v["delta"].as_i64()),
+            (Some(3), Some(-2))
+        );
+        assert_eq!(
+            (v["ms"].as_f64(), v["ok"].as_bool()),
+            (Some(0.25), Some(true))
+        );
+        assert!(
+            v["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.len() == 27 && t.ends_with('Z'))
+        );
         assert!(v.get("trace_id").is_none(), "no span, no trace id");
     }
 }

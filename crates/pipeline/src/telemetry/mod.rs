@@ -22,8 +22,8 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing::Level;
+use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -184,7 +184,11 @@ impl Telemetry {
                 .with_threads(false)
                 .with_tracked_inactivity(false)
                 .with_filter(filter_fn(|m| {
-                    let most_verbose = if m.is_span() { Level::INFO } else { Level::WARN };
+                    let most_verbose = if m.is_span() {
+                        Level::INFO
+                    } else {
+                        Level::WARN
+                    };
                     *m.level() <= most_verbose
                 }));
             layers.push(otel.boxed());
