@@ -37,7 +37,7 @@ pub struct JsonLogLayer<W> {
 }
 
 /// Lines are handed over once this many bytes are waiting.
-pub const CHUNK_BYTES: usize = 32 * 1024;
+pub const CHUNK_BYTES: usize = 128 * 1024;
 /// Lines never wait longer than this (plus the writer's own delay) when [`LogFlush`] runs.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
