@@ -131,11 +131,17 @@ def run_peer(conns):
     return results
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def server_args(description):
+    """The arguments every serve benchmark takes: the archive, the binary and the model."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archive", default=os.environ.get("NEWSGROUPS_ARCHIVE", "data/20news-bydate.tar.gz"))
     ap.add_argument("--serve", default="target/release/serve")
     ap.add_argument("--model", default="data/model.bin")
+    return ap
+
+
+def main():
+    ap = server_args(__doc__)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--conns", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--peer", action="store_true", help="also run ../shared/peer/run.sh (BentoML) with the same bodies")

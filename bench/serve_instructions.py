@@ -10,10 +10,10 @@ Prints instructions per request, and the heaviest inclusive functions for each m
 
     python3 bench/serve_instructions.py [--requests 3000] [--modes off on] [--top 40]
 """
-import argparse, http.client, json, os, signal, subprocess, sys, tempfile, time
+import http.client, json, os, signal, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_bench import ROOT, free_port, start_sink, write_bodies  # noqa: E402
+from serve_bench import ROOT, free_port, server_args, start_sink, write_bodies  # noqa: E402
 
 
 def wait_ready(port, proc, limit=180):
@@ -86,10 +86,7 @@ def measure(a, mode, bodies, tmp, sink_port):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--archive", default=os.environ.get("NEWSGROUPS_ARCHIVE", "data/20news-bydate.tar.gz"))
-    ap.add_argument("--serve", default="target/release/serve")
-    ap.add_argument("--model", default="data/model.bin")
+    ap = server_args(__doc__)
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--modes", nargs="+", default=["off", "on"])

@@ -166,32 +166,29 @@ mod tests {
         tokenize(s).iter().map(str::to_owned).collect()
     }
 
+    /// Strings of every length below 400, each character chosen by `pick` from a xorshift draw.
+    fn random_texts(seed: u64, pick: impl Fn(u64) -> char) -> impl Iterator<Item = String> {
+        let mut state = seed;
+        (0..400).map(move |len| {
+            (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    pick(state)
+                })
+                .collect()
+        })
+    }
+
     #[test]
     fn ascii_fast_path_splits_like_the_general_one() {
-        // Every ASCII byte, in pseudo-random strings with many short runs.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        for len in 0..400 {
-            let text: String = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    char::from((state % 128) as u8)
-                })
-                .collect();
-            let fast = tokenize_ascii(text.to_ascii_lowercase());
-            assert_eq!(fast, tokenize_chars(text.to_lowercase()), "{text:?}");
-        }
-        // Long words, across the 64-byte blocks.
-        for len in 0..400 {
-            let text: String = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    if state.is_multiple_of(23) { ' ' } else { 'W' }
-                })
-                .collect();
+        // Every ASCII byte, with many short runs; then long words across the 64-byte blocks.
+        let short_runs = random_texts(0x2545_f491_4f6c_dd1d, |x| char::from((x % 128) as u8));
+        let long_runs = random_texts(0x9e37_79b9_7f4a_7c15, |x| {
+            if x.is_multiple_of(23) { ' ' } else { 'W' }
+        });
+        for text in short_runs.chain(long_runs) {
             let fast = tokenize_ascii(text.to_ascii_lowercase());
             assert_eq!(fast, tokenize_chars(text.to_lowercase()), "{text:?}");
         }

@@ -54,6 +54,11 @@ fn a_request_is_one_server_span_with_four_step_children_in_the_callers_trace() {
         attr(root, "http.response.status_code").as_deref(),
         Some("200")
     );
+    assert!(
+        root.events.is_empty(),
+        "the access line of a served request is a log line, not a span event: {:?}",
+        root.events
+    );
     let root_id = hex(&root.span_id);
     let traceresponse = r.header("traceresponse").expect("traceresponse");
     assert_eq!(traceresponse, format!("00-{caller_trace}-{root_id}-01"));
@@ -148,4 +153,6 @@ fn error_responses_are_traced_and_marked() {
         Some("400")
     );
     assert_eq!(attr(&spans[0], "error.type").as_deref(), Some("bad_input"));
+    let events: Vec<&str> = spans[0].events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(events, ["request rejected"], "a warning is also a span event");
 }
