@@ -154,5 +154,9 @@ fn error_responses_are_traced_and_marked() {
     );
     assert_eq!(attr(&spans[0], "error.type").as_deref(), Some("bad_input"));
     let events: Vec<&str> = spans[0].events.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(events, ["request rejected"], "a warning is also a span event");
+    assert_eq!(
+        events,
+        ["request rejected"],
+        "a warning is also a span event"
+    );
 }
