@@ -10,15 +10,14 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use opentelemetry::context::FutureExt as _;
 use pipeline::ModelFile;
 use pipeline::telemetry::Telemetry;
-use tracing::Instrument;
-use tracing::field::Empty;
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::observe::{ModelMetrics, RequestMetrics, Route, Scrape, method_label};
-use crate::trace_context;
+use crate::trace_context::RequestTrace;
 
 /// Response type of every handler.
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -52,7 +51,8 @@ pub struct App {
     pub(crate) permits: tokio::sync::Semaphore,
     pub(crate) requests: RequestMetrics,
     pub(crate) model_metrics: ModelMetrics,
-    pub(crate) tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+    pub(crate) spans: Option<pipeline::telemetry::SpanSink>,
+    pub(crate) span_values: crate::predict::SpanValues,
     ready: AtomicBool,
     health: Bytes,
     metrics: Option<(
@@ -69,6 +69,7 @@ impl App {
         crate::observe::describe();
         metrics::gauge!(crate::observe::CONCURRENCY_LIMIT).set(f64::from(limits.max_concurrency));
         let model_metrics = ModelMetrics::new(&model.metadata);
+        let span_values = crate::predict::SpanValues::new(&model);
         let health = Bytes::from(health_json(&model));
         let metrics = telemetry.map(|t| (Scrape::new(t), t.prometheus.clone(), t.log_drops()));
         Arc::new(Self {
@@ -78,7 +79,8 @@ impl App {
             model,
             limits,
             model_metrics,
-            tracer: telemetry.and_then(|t| t.tracer("doc-classifier")),
+            spans: telemetry.and_then(Telemetry::span_sink),
+            span_values,
             health,
             metrics,
         })
@@ -103,41 +105,40 @@ impl App {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> HttpResponse {
         let method = method_label(req.method());
         let route = Route::of(req.uri().path());
-        let span = request_span(&req, route);
-        trace_context::join_caller_trace(&span, req.headers());
+        let path = match route {
+            Route::Unmatched => Cow::Owned(req.uri().path().to_owned()),
+            _ => Cow::Borrowed(route.template()),
+        };
+        let mut trace = self
+            .spans
+            .as_ref()
+            .map(|sink| RequestTrace::start(sink, &req, method, route, || path.clone()));
+        let context = trace.as_ref().map(RequestTrace::context);
         let active = self.requests.start(route);
-        let path = req.uri().path().to_owned();
-        let outcome = self.dispatch(req, route).instrument(span.clone()).await;
+        let work = self.dispatch(req, route, trace.as_mut());
+        let outcome = match context.clone() {
+            Some(cx) => work.with_context(cx).await,
+            None => work.await,
+        };
+        // The access line below is written in the request's trace context too.
+        let _in_trace = context.map(opentelemetry::Context::attach);
         let elapsed = active.elapsed();
         let status = match &outcome {
             Ok(r) => r.status().as_u16(),
             Err(e) => e.status(),
         };
         self.requests.finish(method, route, status, elapsed);
-        span.record("http.response.status_code", status);
-        let mut response = match outcome {
-            Ok(response) => {
-                span.in_scope(|| access_log(method, route, &path, status, elapsed, None));
-                response
-            }
+        let (mut response, error) = match outcome {
+            Ok(response) => (response, None),
             Err(e) => {
                 self.requests.error(route, status, e.reason());
-                span.record("error.type", e.reason().as_str());
-                if status >= 500 {
-                    span.record("otel.status_code", "ERROR");
-                }
-                span.in_scope(|| access_log(method, route, &path, status, elapsed, Some(&e)));
-                error_response(&e)
+                (error_response(&e), Some(e))
             }
         };
-        if let Some((traceresponse, trace_id)) = trace_context::response_headers(&span) {
-            let headers = response.headers_mut();
-            if let Ok(v) = HeaderValue::from_str(&traceresponse) {
-                headers.insert("traceresponse", v);
-            }
-            if let Ok(v) = HeaderValue::from_str(&trace_id) {
-                headers.insert("x-trace-id", v);
-            }
+        access_log(method, route, &path, status, elapsed, error.as_ref());
+        if let Some(trace) = trace {
+            trace.response_headers(response.headers_mut());
+            trace.finish(status, error.as_ref());
         }
         response
     }
@@ -146,10 +147,11 @@ impl App {
         &self,
         req: Request<Incoming>,
         route: Route,
+        trace: Option<&mut RequestTrace<'_>>,
     ) -> Result<HttpResponse, ApiError> {
         let get = matches!(*req.method(), Method::GET | Method::HEAD);
         match (route, get, req.method() == Method::POST) {
-            (Route::Predict, _, true) => crate::predict::predict(self, req).await,
+            (Route::Predict, _, true) => crate::predict::predict(self, req, trace).await,
             (Route::Predict, _, false) => Err(not_allowed(&req, route, "POST")),
             (Route::Unmatched, _, _) => Err(ApiError::NotFound),
             (_, false, _) => Err(not_allowed(&req, route, "GET, HEAD")),
@@ -181,36 +183,6 @@ impl App {
         );
         Ok(response)
     }
-}
-
-/// The server span, named and attributed per the OpenTelemetry HTTP semantic conventions.
-fn request_span(req: &Request<Incoming>, route: Route) -> tracing::Span {
-    let method = req.method().as_str();
-    let name = match (route, method) {
-        (Route::Predict, "POST") => Cow::Borrowed("POST /predict"),
-        (Route::Unmatched, _) => Cow::Borrowed(method),
-        _ => Cow::Owned(format!("{method} {}", route.template())),
-    };
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    // Values passed as `&str` rather than with `%`: they are copied, not formatted.
-    tracing::info_span!(
-        "request",
-        otel.name = name.as_ref(),
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = method,
-        http.route = route.template(),
-        url.path = req.uri().path(),
-        url.scheme = "http",
-        network.protocol.version = "1.1",
-        user_agent.original = user_agent,
-        http.response.status_code = Empty,
-        error.type = Empty,
-    )
 }
 
 fn access_log(

@@ -8,17 +8,38 @@ use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _};
-use opentelemetry_sdk::trace::SdkTracer;
-use pipeline::Prediction;
+use opentelemetry::{KeyValue, Value};
 use pipeline::preprocess::tokenize::decode_text;
+use pipeline::{ModelFile, Prediction};
 use serde::{Deserialize, Serialize};
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::app::{App, HttpResponse, json};
 use crate::error::ApiError;
 use crate::observe::{Route, Step};
+use crate::trace_context::RequestTrace;
+
+/// Span attribute values that are the same for many requests, made once (shared, not copied).
+#[derive(Debug)]
+pub(crate) struct SpanValues {
+    labels: Vec<Value>,
+    weighting: Value,
+}
+
+impl SpanValues {
+    pub(crate) fn new(model: &ModelFile) -> Self {
+        let shared = |s: String| Value::from(std::sync::Arc::<str>::from(s));
+        Self {
+            labels: model
+                .model
+                .categories()
+                .iter()
+                .cloned()
+                .map(shared)
+                .collect(),
+            weighting: shared(model.model.weighting().to_string()),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct PredictRequest {
@@ -26,7 +47,11 @@ struct PredictRequest {
 }
 
 /// Handles one prediction request.
-pub(crate) async fn predict(app: &App, req: Request<Incoming>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn predict(
+    app: &App,
+    req: Request<Incoming>,
+    trace: Option<&mut RequestTrace<'_>>,
+) -> Result<HttpResponse, ApiError> {
     // Taken before the body is read: bounds the memory of bodies in flight, not just CPU.
     let _permit = app
         .permits
@@ -56,11 +81,9 @@ pub(crate) async fn predict(app: &App, req: Request<Incoming>) -> Result<HttpRes
         counts.tokens,
         counts.out_of_vocabulary_ratio(),
     );
-    if let Some(tracer) = &app.tracer {
-        let label = model
-            .categories()
-            .get(prediction.label)
-            .map_or("", String::as_str);
+    if let Some(trace) = trace.filter(|t| t.records()) {
+        let values = &app.span_values;
+        let label = values.labels.get(prediction.label).cloned();
         let attributes = [
             vec![
                 KeyValue::new("document.bytes", text.len() as i64),
@@ -72,15 +95,15 @@ pub(crate) async fn predict(app: &App, req: Request<Incoming>) -> Result<HttpRes
                 KeyValue::new("document.oov_ratio", counts.out_of_vocabulary_ratio()),
             ],
             vec![
-                KeyValue::new("model.weighting", model.weighting().to_string()),
+                KeyValue::new("model.weighting", values.weighting.clone()),
                 KeyValue::new("document.features", features.indices.len() as i64),
             ],
             vec![
-                KeyValue::new("model.label", label.to_owned()),
+                KeyValue::new("model.label", label.unwrap_or_else(|| Value::from(""))),
                 KeyValue::new("model.confidence", prediction.confidence()),
             ],
         ];
-        clock.export_spans(tracer, attributes);
+        trace.add_steps(clock.wall, clock.laps, attributes);
     }
     Ok(json(
         StatusCode::OK,
@@ -173,12 +196,9 @@ fn document(body: &[u8], is_json: bool) -> Result<Cow<'_, str>, ApiError> {
     Ok(text)
 }
 
-/// Times the steps for the histograms and, when the request is traced, turns the same
-/// timestamps into one child span per step.
-///
-/// The step spans are built directly with the OpenTelemetry SDK after the work, from the times
-/// already measured, instead of as `tracing` spans: the same spans reach the collector at a
-/// fraction of the cost (no subscriber bookkeeping around work that takes microseconds).
+/// Times the steps for the histograms; when the request is traced, the same timestamps become
+/// one child span per step (built after the work: no bookkeeping around steps that take
+/// microseconds).
 struct StepClock {
     wall: SystemTime,
     origin: Instant,
@@ -201,23 +221,6 @@ impl StepClock {
         self.laps[step as usize] = (self.last, now);
         metrics.step(step, now.saturating_sub(self.last));
         self.last = now;
-    }
-
-    fn export_spans(&self, tracer: &SdkTracer, attributes: [Vec<KeyValue>; 4]) {
-        let parent = tracing::Span::current().context();
-        if !parent.span().span_context().is_sampled() {
-            return;
-        }
-        for ((name, (start, end)), attributes) in Step::NAMES.iter().zip(self.laps).zip(attributes)
-        {
-            let mut span = tracer
-                .span_builder(*name)
-                .with_kind(SpanKind::Internal)
-                .with_start_time(self.wall + start)
-                .with_attributes(attributes)
-                .start_with_context(tracer, &parent);
-            span.end_with_timestamp(self.wall + end);
-        }
     }
 }
 

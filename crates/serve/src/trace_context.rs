@@ -1,12 +1,27 @@
-//! W3C trace context in and out: the caller's `traceparent` joins its trace; the response names
-//! the trace so a user can find it (`traceresponse` and `x-trace-id`).
+//! The trace of a request: its server span, named and attributed per the OpenTelemetry HTTP
+//! semantic conventions, with the step spans as children; W3C trace context in (the caller's
+//! `traceparent` joins its trace) and out (`traceresponse` and `x-trace-id` name the trace).
+//!
+//! The spans are built as `SpanData` when the request is done (see `pipeline::telemetry::spans`
+//! for why not as `tracing` spans). While the request runs, its span is the current
+//! OpenTelemetry context: log lines carry its ids, and a `tracing` span opened inside becomes
+//! its child.
 
-use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::{TraceContextExt, TraceId};
-use pipeline::telemetry::push_hex;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
 
-struct HeaderExtractor<'a>(&'a http::HeaderMap);
+use http::{HeaderMap, HeaderValue, header};
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::{Event, SpanKind, Status};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SpanData;
+use pipeline::telemetry::{SpanIds, SpanSink};
+
+use crate::error::ApiError;
+use crate::observe::{Route, Step};
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
@@ -17,32 +32,224 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// Makes `span` a child of the trace named in the headers, if any. A malformed `traceparent` is
-/// ignored by the propagator: the request starts a new trace, it never fails because of it.
-pub fn join_caller_trace(span: &tracing::Span, headers: &http::HeaderMap) {
-    let parent =
-        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
-    if parent.span().span_context().is_valid() {
-        // Fails only if the span was already started, which it is not here.
-        let _ = span.set_parent(parent);
+/// The caller's span from the W3C `traceparent`/`tracestate` headers. A malformed `traceparent`
+/// gives an invalid context, which starts a new trace: it never fails the request.
+fn caller_context(headers: &HeaderMap) -> Option<Context> {
+    headers.contains_key("traceparent").then(|| {
+        TraceContextPropagator::new()
+            .extract_with_context(&Context::new(), &HeaderExtractor(headers))
+    })
+}
+
+/// What the server span records of the request, taken before the request is handed on.
+struct RequestFacts {
+    name: Cow<'static, str>,
+    method: &'static str,
+    route: Route,
+    path: Cow<'static, str>,
+    user_agent: Option<String>,
+}
+
+/// The spans of one request, finished by [`RequestTrace::finish`].
+pub(crate) struct RequestTrace<'a> {
+    sink: &'a SpanSink,
+    ids: SpanIds,
+    start: SystemTime,
+    facts: Option<RequestFacts>,
+    children: Vec<SpanData>,
+}
+
+impl<'a> RequestTrace<'a> {
+    /// Ids and sampling decision of the request's server span, in the caller's trace if the
+    /// headers name one.
+    pub(crate) fn start(
+        sink: &'a SpanSink,
+        req: &http::Request<hyper::body::Incoming>,
+        method: &'static str,
+        route: Route,
+        path: impl FnOnce() -> Cow<'static, str>,
+    ) -> Self {
+        let name = span_name(method, route);
+        let parent = caller_context(req.headers());
+        let ids = sink.start(parent.as_ref(), &name, SpanKind::Server);
+        // Only what is exported is copied.
+        let facts = (ids.is_sampled() && sink.exports()).then(|| RequestFacts {
+            name,
+            method,
+            route,
+            path: path(),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        });
+        Self {
+            sink,
+            ids,
+            start: SystemTime::now(),
+            facts,
+            children: Vec::new(),
+        }
+    }
+
+    /// The server span as an OpenTelemetry context, to attach while the request runs.
+    pub(crate) fn context(&self) -> Context {
+        self.ids.as_parent()
+    }
+
+    /// True when the request's spans are exported: step spans are built only then.
+    pub(crate) fn records(&self) -> bool {
+        self.facts.is_some()
+    }
+
+    /// Adds one child span per pipeline step, from the times the steps were measured with.
+    pub(crate) fn add_steps(
+        &mut self,
+        wall: SystemTime,
+        laps: [(Duration, Duration); 4],
+        attributes: [Vec<KeyValue>; 4],
+    ) {
+        if !self.records() {
+            return;
+        }
+        self.children.reserve(4);
+        for ((name, (start, end)), attributes) in Step::NAMES.iter().zip(laps).zip(attributes) {
+            let ids = self.sink.child(&self.ids);
+            self.children.push(self.sink.span(
+                ids,
+                Cow::Borrowed(name),
+                SpanKind::Internal,
+                (wall + start, wall + end),
+                attributes,
+                Vec::new(),
+                Status::Unset,
+            ));
+        }
+    }
+
+    /// `traceresponse` and `x-trace-id` for the response (the trace's ids, whether or not it
+    /// is sampled: the flag says which).
+    pub(crate) fn response_headers(&self, headers: &mut HeaderMap) {
+        let sc = &self.ids.context;
+        let mut buf = [0u8; 55];
+        buf[..3].copy_from_slice(b"00-");
+        hex_into(&mut buf[3..35], &sc.trace_id().to_bytes());
+        buf[35] = b'-';
+        hex_into(&mut buf[36..52], &sc.span_id().to_bytes());
+        buf[52] = b'-';
+        hex_into(&mut buf[53..55], &[sc.trace_flags().to_u8()]);
+        if let Ok(v) = HeaderValue::from_bytes(&buf) {
+            headers.insert("traceresponse", v);
+        }
+        if let Ok(v) = HeaderValue::from_bytes(&buf[3..35]) {
+            headers.insert("x-trace-id", v);
+        }
+    }
+
+    /// Ends the server span with the response's status and queues the request's spans.
+    pub(crate) fn finish(self, status: u16, error: Option<&ApiError>) {
+        let Some(facts) = self.facts else {
+            return;
+        };
+        let end = SystemTime::now();
+        let mut attributes = Vec::with_capacity(10);
+        attributes.extend([
+            KeyValue::new("http.request.method", facts.method),
+            KeyValue::new("url.path", facts.path),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new("network.protocol.version", "1.1"),
+            KeyValue::new("http.response.status_code", i64::from(status)),
+        ]);
+        if facts.route != Route::Unmatched {
+            attributes.push(KeyValue::new("http.route", facts.route.template()));
+        }
+        if let Some(agent) = facts.user_agent {
+            attributes.push(KeyValue::new("user_agent.original", agent));
+        }
+        let mut events = Vec::new();
+        let mut span_status = Status::Unset;
+        if let Some(e) = error {
+            let reason = e.reason().as_str();
+            attributes.push(KeyValue::new("error.type", reason));
+            // A warning or an error, as the access log line says, is also an event of the span.
+            let (level, message) = if status >= 500 {
+                span_status = Status::error(reason);
+                ("ERROR", "request failed")
+            } else {
+                ("WARN", "request rejected")
+            };
+            events.push(Event::new(
+                message,
+                end,
+                vec![
+                    KeyValue::new("level", level),
+                    KeyValue::new("error.type", reason),
+                    KeyValue::new("error.message", Value::from(e.to_string())),
+                ],
+                0,
+            ));
+        }
+        let server = self.sink.span(
+            self.ids,
+            facts.name,
+            SpanKind::Server,
+            (self.start, end),
+            attributes,
+            events,
+            span_status,
+        );
+        self.sink
+            .submit(std::iter::once(server).chain(self.children));
     }
 }
 
-/// `(traceresponse, trace id)` header values for `span`, or `None` without a trace.
-pub fn response_headers(span: &tracing::Span) -> Option<(String, String)> {
-    let cx = span.context();
-    let otel_span = cx.span();
-    let sc = otel_span.span_context();
-    if sc.trace_id() == TraceId::INVALID {
-        return None;
+/// `{method} {route}` per the conventions, the method alone for an unmatched path.
+fn span_name(method: &'static str, route: Route) -> Cow<'static, str> {
+    match (route, method) {
+        (Route::Predict, "POST") => Cow::Borrowed("POST /predict"),
+        (Route::Unmatched, _) => Cow::Borrowed(method),
+        _ => Cow::Owned(format!("{method} {}", route.template())),
     }
-    let mut traceresponse = String::with_capacity(55);
-    traceresponse.push_str("00-");
-    push_hex(&mut traceresponse, &sc.trace_id().to_bytes());
-    let trace_id = traceresponse[3..].to_owned();
-    traceresponse.push('-');
-    push_hex(&mut traceresponse, &sc.span_id().to_bytes());
-    traceresponse.push('-');
-    push_hex(&mut traceresponse, &[sc.trace_flags().to_u8()]);
-    Some((traceresponse, trace_id))
+}
+
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_read_and_garbage_is_ignored() {
+        let mut headers = HeaderMap::new();
+        assert!(caller_context(&headers).is_none());
+        headers.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let cx = caller_context(&headers).expect("a context");
+        use opentelemetry::trace::TraceContextExt as _;
+        let sc = cx.span().span_context().clone();
+        assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
+        assert_eq!(
+            format!("{:032x}", sc.trace_id()),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        headers.insert("traceparent", HeaderValue::from_static("00-zz-01"));
+        let cx = caller_context(&headers).expect("a context");
+        assert!(!cx.span().span_context().is_valid());
+    }
+
+    #[test]
+    fn span_names_follow_the_http_conventions() {
+        assert_eq!(span_name("POST", Route::Predict), "POST /predict");
+        assert_eq!(span_name("GET", Route::Readyz), "GET /readyz");
+        assert_eq!(span_name("GET", Route::Unmatched), "GET");
+    }
 }

@@ -189,40 +189,66 @@ impl BoundedBatchProcessor {
     }
 }
 
-impl SpanProcessor for BoundedBatchProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        let Ok(mut spans) = self.queue.spans.lock() else {
+impl BoundedBatchProcessor {
+    /// Queues the sampled spans among `spans`, under one lock; what does not fit is dropped and
+    /// counted.
+    pub fn enqueue(&self, spans: impl IntoIterator<Item = SpanData>) {
+        let Ok(mut queued) = self.queue.spans.lock() else {
             return;
         };
-        if spans.len() >= self.queue.capacity {
-            drop(spans);
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+        let was_below_batch = queued.len() < self.queue.batch;
+        let mut dropped = 0;
+        for span in spans {
+            if !span.span_context.is_sampled() {
+                continue;
+            }
+            if queued.len() >= self.queue.capacity {
+                dropped += 1;
+                continue;
+            }
+            queued.push(span);
         }
-        spans.push(span);
-        let full_batch = spans.len() == self.queue.batch;
-        drop(spans);
+        let full_batch = was_below_batch && queued.len() >= self.queue.batch;
+        drop(queued);
+        if dropped > 0 {
+            self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
         if full_batch {
             self.thread.unpark();
         }
     }
 
+    fn send_resource(&self, resource: &Resource) {
+        let _ = self.control.try_send(Control::Resource(resource.clone()));
+        self.thread.unpark();
+    }
+}
+
+/// The processor as the tracer provider holds it, sharing its queue with a
+/// [`super::spans::SpanSink`].
+#[derive(Debug)]
+pub struct SharedProcessor(pub Arc<BoundedBatchProcessor>);
+
+impl SpanProcessor for SharedProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        self.0.enqueue(std::iter::once(span));
+    }
+
     fn force_flush(&self) -> OTelSdkResult {
-        self.ask(Control::Flush, self.export_timeout + Duration::from_secs(1))
+        self.0.ask(
+            Control::Flush,
+            self.0.export_timeout + Duration::from_secs(1),
+        )
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.ask(Control::Shutdown, timeout)
+        self.0.ask(Control::Shutdown, timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        let _ = self.control.try_send(Control::Resource(resource.clone()));
-        self.thread.unpark();
+        self.0.send_resource(resource);
     }
 }
 

@@ -198,25 +198,31 @@ fn format_line(event: &Event<'_>) -> String {
     line.push_str("\",\"target\":");
     push_json_str(&mut line, meta.target());
     event.record(&mut JsonFields { out: &mut line });
-    tracing::dispatcher::get_default(|dispatch| {
+    let in_tracing_span = tracing::dispatcher::get_default(|dispatch| {
         let current = dispatch.current_span();
-        if let (Some(id), Some(meta)) = (current.id(), current.metadata()) {
-            line.push_str(",\"span\":");
-            push_json_str(&mut line, meta.name());
-            push_otel_ids(&mut line, id, dispatch);
+        let (Some(id), Some(meta)) = (current.id(), current.metadata()) else {
+            return false;
+        };
+        line.push_str(",\"span\":");
+        push_json_str(&mut line, meta.name());
+        if let Some(cx) = tracing_opentelemetry::get_otel_context(id, dispatch) {
+            push_otel_ids(&mut line, cx.span().span_context());
         }
+        true
     });
+    if !in_tracing_span {
+        // A span made without `tracing` (a request's, see `spans`) is attached as the current
+        // OpenTelemetry context while its work runs.
+        opentelemetry::Context::map_current(|cx| {
+            push_otel_ids(&mut line, cx.span().span_context())
+        });
+    }
     line.push_str("}\n");
     line
 }
 
-/// Appends the ids the OpenTelemetry layer gave a span (they are what gets exported), if any.
-fn push_otel_ids(line: &mut String, id: &tracing::span::Id, dispatch: &tracing::Dispatch) {
-    let Some(cx) = tracing_opentelemetry::get_otel_context(id, dispatch) else {
-        return;
-    };
-    let span = cx.span();
-    let sc = span.span_context();
+/// Appends the ids of a span (those that get exported), if it has any.
+fn push_otel_ids(line: &mut String, sc: &opentelemetry::trace::SpanContext) {
     if sc.trace_id() != TraceId::INVALID {
         line.push_str(",\"trace_id\":\"");
         super::push_hex(line, &sc.trace_id().to_bytes());

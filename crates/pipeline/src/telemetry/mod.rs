@@ -12,6 +12,7 @@
 pub mod export;
 pub mod json_log;
 pub mod otlp;
+pub mod spans;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, Registry};
 
 pub use export::{BatchSettings, ExportStats};
+pub use spans::{SpanIds, SpanSink};
 
 /// What the binary wants from telemetry.
 #[derive(Debug, Clone)]
@@ -107,6 +109,7 @@ pub struct Telemetry {
     /// Where spans go.
     pub trace_export: TraceExport,
     provider: Option<SdkTracerProvider>,
+    span_sink: Option<SpanSink>,
     log_flush: json_log::LogFlush<NonBlocking>,
     log_guards: Vec<WorkerGuard>,
 }
@@ -117,13 +120,13 @@ impl Telemetry {
         let prometheus = install_prometheus(&config.histogram_buckets)?;
         let export_stats = Arc::new(ExportStats::default());
         let trace_export = trace_export_from_env();
-        let provider = match &trace_export {
-            TraceExport::SdkDisabled => None,
-            _ => Some(tracer_provider(
-                config.service_name,
-                &trace_export,
-                export_stats.clone(),
-            )?),
+        let (provider, span_sink) = match &trace_export {
+            TraceExport::SdkDisabled => (None, None),
+            _ => {
+                let (provider, sink) =
+                    tracer_provider(config.service_name, &trace_export, export_stats.clone())?;
+                (Some(provider), Some(sink))
+            }
         };
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
@@ -212,15 +215,16 @@ impl Telemetry {
             export_stats,
             trace_export,
             provider,
+            span_sink,
             log_flush,
             log_guards,
         })
     }
 
-    /// The tracer, for spans built directly rather than through `tracing` (`None` when the SDK
-    /// is disabled).
-    pub fn tracer(&self, name: &'static str) -> Option<opentelemetry_sdk::trace::SdkTracer> {
-        self.provider.as_ref().map(|p| p.tracer(name))
+    /// Where a hot path's spans are built and queued (`None` when the SDK is disabled: no trace
+    /// ids at all then).
+    pub fn span_sink(&self) -> Option<SpanSink> {
+        self.span_sink.clone()
     }
 
     /// Log lines dropped because a writer could not keep up.
@@ -332,10 +336,14 @@ fn tracer_provider(
     service_name: &'static str,
     export: &TraceExport,
     stats: Arc<ExportStats>,
-) -> Result<SdkTracerProvider, TelemetryError> {
-    let builder = SdkTracerProvider::builder().with_resource(resource(service_name));
+) -> Result<(SdkTracerProvider, SpanSink), TelemetryError> {
+    // The sampler the SDK reads from OTEL_TRACES_SAMPLER[_ARG], for both kinds of spans.
+    let sampler = opentelemetry_sdk::trace::Config::default().sampler;
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource(service_name))
+        .with_sampler(sampler.clone());
     let TraceExport::Otlp { protocol, .. } = export else {
-        return Ok(builder.build());
+        return Ok((builder.build(), SpanSink::new(sampler, service_name, None)));
     };
     // The exporter builders read the endpoint, headers, timeout and compression variables.
     let processor = match protocol.as_str() {
@@ -361,5 +369,10 @@ fn tracer_provider(
         }
     }
     .map_err(|e| TelemetryError::Otel(e.to_string()))?;
-    Ok(builder.with_span_processor(processor).build())
+    let processor = Arc::new(processor);
+    let sink = SpanSink::new(sampler, service_name, Some(processor.clone()));
+    let provider = builder
+        .with_span_processor(export::SharedProcessor(processor))
+        .build();
+    Ok((provider, sink))
 }

@@ -1,0 +1,239 @@
+//! Spans for a hot path, built directly as the SDK's `SpanData` and handed to the export queue,
+//! with the sampling decision and ids the SDK's tracer would give them.
+//!
+//! A `tracing` span bridged by `tracing-opentelemetry` costs the subscriber's bookkeeping on every
+//! poll of the future it instruments (enter, exit, the OpenTelemetry layer's extensions), and an
+//! SDK `Span` goes through the tracer, the span limits and every processor. For a request that
+//! does microseconds of work, those were most of the telemetry cost (see docs/benchmarks.md).
+//! Here a request is a [`SpanIds`] chosen up front (its trace id, span id, parent and sampling
+//! flag, which logs and response headers need at once) and a few `SpanData` written when the work
+//! is done, from times already measured. They reach the same exporter as every other span, so
+//! what the collector receives is the same.
+//!
+//! Sampling uses the SDK's own sampler, configured from `OTEL_TRACES_SAMPLER[_ARG]` exactly as the
+//! tracer provider's is; a child span follows the decision of its request, as `ParentBased` does
+//! and as `traceidratio` does by construction (the decision depends only on the trace id).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{
+    IdGenerator as _, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData, SpanEvents,
+    SpanLinks,
+};
+
+use super::export::BoundedBatchProcessor;
+
+/// Makes the spans of requests and queues them for export (cheap to clone: one per server).
+#[derive(Debug, Clone)]
+pub struct SpanSink {
+    sampler: Box<dyn ShouldSample>,
+    ids: RandomIdGenerator,
+    scope: InstrumentationScope,
+    /// `None` when nothing is exported: spans still get ids (for logs and response headers).
+    queue: Option<Arc<BoundedBatchProcessor>>,
+}
+
+/// The identity of a span chosen when it starts.
+#[derive(Debug, Clone)]
+pub struct SpanIds {
+    /// Trace id, span id, sampling flag and trace state of the span.
+    pub context: SpanContext,
+    /// The parent span, `SpanId::INVALID` for a root.
+    pub parent: SpanId,
+    /// Whether the parent came from another process (a `traceparent` header).
+    pub parent_is_remote: bool,
+}
+
+impl SpanIds {
+    /// True when the span is to be exported.
+    pub fn is_sampled(&self) -> bool {
+        self.context.is_sampled()
+    }
+
+    /// An OpenTelemetry context whose current span is this one: attached while the request runs,
+    /// log lines find its ids in it and `tracing` spans opened inside become its children.
+    pub fn as_parent(&self) -> Context {
+        Context::new().with_remote_span_context(self.context.clone())
+    }
+}
+
+impl SpanSink {
+    pub(crate) fn new(
+        sampler: Box<dyn ShouldSample>,
+        scope_name: &'static str,
+        queue: Option<Arc<BoundedBatchProcessor>>,
+    ) -> Self {
+        Self {
+            sampler,
+            ids: RandomIdGenerator::default(),
+            scope: InstrumentationScope::builder(scope_name).build(),
+            queue,
+        }
+    }
+
+    /// Ids of a new span named `name`: a child of `parent` when it is a valid span context (the
+    /// caller's), otherwise the root of a new trace; sampled as the configured sampler decides.
+    pub fn start(&self, parent: Option<&Context>, name: &str, kind: SpanKind) -> SpanIds {
+        let parent_sc = parent
+            .map(|cx| cx.span().span_context().clone())
+            .filter(SpanContext::is_valid);
+        let trace_id = parent_sc
+            .as_ref()
+            .map_or_else(|| self.ids.new_trace_id(), SpanContext::trace_id);
+        let parent_cx = parent.filter(|_| parent_sc.is_some());
+        let decision = self
+            .sampler
+            .should_sample(parent_cx, trace_id, name, &kind, &[], &[]);
+        let flags = if decision.decision == SamplingDecision::RecordAndSample {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        SpanIds {
+            context: SpanContext::new(
+                trace_id,
+                self.ids.new_span_id(),
+                flags,
+                false,
+                decision.trace_state,
+            ),
+            parent: parent_sc
+                .as_ref()
+                .map_or(SpanId::INVALID, SpanContext::span_id),
+            parent_is_remote: parent_sc.as_ref().is_some_and(SpanContext::is_remote),
+        }
+    }
+
+    /// Ids of a child of `parent`, which shares its trace and sampling decision.
+    pub fn child(&self, parent: &SpanIds) -> SpanIds {
+        let p = &parent.context;
+        SpanIds {
+            context: SpanContext::new(
+                p.trace_id(),
+                self.ids.new_span_id(),
+                p.trace_flags(),
+                false,
+                TraceState::NONE,
+            ),
+            parent: p.span_id(),
+            parent_is_remote: false,
+        }
+    }
+
+    /// A finished span, ready for [`SpanSink::submit`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn span(
+        &self,
+        ids: SpanIds,
+        name: Cow<'static, str>,
+        kind: SpanKind,
+        (start, end): (SystemTime, SystemTime),
+        attributes: Vec<KeyValue>,
+        events: Vec<opentelemetry::trace::Event>,
+        status: Status,
+    ) -> SpanData {
+        let mut span_events = SpanEvents::default();
+        span_events.events = events;
+        SpanData {
+            span_context: ids.context,
+            parent_span_id: ids.parent,
+            parent_span_is_remote: ids.parent_is_remote,
+            span_kind: kind,
+            name,
+            start_time: start,
+            end_time: end,
+            attributes,
+            dropped_attributes_count: 0,
+            events: span_events,
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: self.scope.clone(),
+        }
+    }
+
+    /// True when spans handed to [`SpanSink::submit`] go anywhere: callers skip building them
+    /// otherwise.
+    pub fn exports(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Queues finished spans for export (sampled ones; the others are dropped here). Never
+    /// blocks on the collector: a full queue drops them and counts them.
+    pub fn submit(&self, spans: impl IntoIterator<Item = SpanData>) {
+        if let Some(queue) = &self.queue {
+            queue.enqueue(spans);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceId;
+    use opentelemetry_sdk::trace::Sampler;
+
+    fn remote_parent(flags: TraceFlags) -> Context {
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
+            SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
+            flags,
+            true,
+            TraceState::NONE,
+        ))
+    }
+
+    #[test]
+    fn a_valid_parent_is_joined_and_a_missing_one_starts_a_trace() {
+        let sink = SpanSink::new(Box::new(Sampler::AlwaysOn), "test", None);
+        let parent = remote_parent(TraceFlags::SAMPLED);
+        let ids = sink.start(Some(&parent), "POST /predict", SpanKind::Server);
+        assert_eq!(
+            ids.context.trace_id(),
+            parent.span().span_context().trace_id()
+        );
+        assert_eq!(ids.parent, parent.span().span_context().span_id());
+        assert!(ids.parent_is_remote && ids.is_sampled());
+
+        let root = sink.start(None, "POST /predict", SpanKind::Server);
+        assert!(root.context.is_valid());
+        assert_eq!(root.parent, SpanId::INVALID);
+        assert_ne!(root.context.trace_id(), ids.context.trace_id());
+
+        let invalid = Context::new().with_remote_span_context(SpanContext::empty_context());
+        let fresh = sink.start(Some(&invalid), "x", SpanKind::Server);
+        assert_eq!(
+            fresh.parent,
+            SpanId::INVALID,
+            "an invalid parent is ignored"
+        );
+    }
+
+    #[test]
+    fn the_sampler_decides_and_children_follow() {
+        let parent_based = SpanSink::new(
+            Box::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))),
+            "test",
+            None,
+        );
+        let unsampled_parent = remote_parent(TraceFlags::default());
+        let ids = parent_based.start(Some(&unsampled_parent), "x", SpanKind::Server);
+        assert!(!ids.is_sampled(), "parent-based follows the caller");
+        let child = parent_based.child(&ids);
+        assert!(!child.is_sampled());
+        assert_eq!(child.parent, ids.context.span_id());
+        assert_eq!(child.context.trace_id(), ids.context.trace_id());
+
+        let off = SpanSink::new(Box::new(Sampler::AlwaysOff), "test", None);
+        assert!(!off.start(None, "x", SpanKind::Server).is_sampled());
+        let on = SpanSink::new(Box::new(Sampler::AlwaysOn), "test", None);
+        let sampled = on.start(Some(&unsampled_parent), "x", SpanKind::Server);
+        assert!(sampled.is_sampled(), "always_on ignores the parent's flag");
+        assert!(on.child(&sampled).is_sampled());
+    }
+}
