@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::{Event, SpanKind, Status};
 use opentelemetry::{Context, KeyValue, Value};
@@ -20,6 +20,10 @@ use pipeline::telemetry::{SpanIds, SpanSink};
 
 use crate::error::ApiError;
 use crate::observe::{Route, Step};
+
+/// W3C Trace Context Level 2's response header.
+const TRACERESPONSE: HeaderName = HeaderName::from_static("traceresponse");
+const X_TRACE_ID: HeaderName = HeaderName::from_static("x-trace-id");
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
@@ -140,10 +144,10 @@ impl<'a> RequestTrace<'a> {
         buf[52] = b'-';
         hex_into(&mut buf[53..55], &[sc.trace_flags().to_u8()]);
         if let Ok(v) = HeaderValue::from_bytes(&buf) {
-            headers.insert("traceresponse", v);
+            headers.insert(TRACERESPONSE, v);
         }
         if let Ok(v) = HeaderValue::from_bytes(&buf[3..35]) {
-            headers.insert("x-trace-id", v);
+            headers.insert(X_TRACE_ID, v);
         }
     }
 

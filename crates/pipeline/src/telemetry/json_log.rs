@@ -189,7 +189,7 @@ where
 /// Written without `core::fmt` (timestamp, numbers and ids by hand or with `itoa`/`ryu`): this
 /// runs once per request and formatting through `fmt` was most of its cost.
 fn format_line(event: &Event<'_>) -> String {
-    let mut line = String::with_capacity(320);
+    let mut line = String::with_capacity(512);
     line.push_str("{\"timestamp\":\"");
     push_timestamp(&mut line, std::time::SystemTime::now());
     let meta = event.metadata();
