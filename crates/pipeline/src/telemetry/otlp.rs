@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceState};
 use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
@@ -317,7 +317,10 @@ impl Encoder {
         let sc = &s.span_context;
         bytes_field(out, 1, &sc.trace_id().to_bytes());
         bytes_field(out, 2, &sc.span_id().to_bytes());
-        opt_bytes(out, 3, sc.trace_state().header().as_bytes());
+        // `header()` allocates a string, even for the empty state nearly every span has.
+        if *sc.trace_state() != TraceState::NONE {
+            opt_bytes(out, 3, sc.trace_state().header().as_bytes());
+        }
         if s.parent_span_id != SpanId::INVALID {
             bytes_field(out, 4, &s.parent_span_id.to_bytes());
         }
@@ -418,7 +421,7 @@ impl Encoder {
 mod tests {
     use super::*;
     use opentelemetry::KeyValue;
-    use opentelemetry::trace::{SpanContext, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{SpanContext, TraceFlags, TraceId};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
