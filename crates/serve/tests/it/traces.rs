@@ -160,3 +160,23 @@ fn error_responses_are_traced_and_marked() {
         "a warning is also a span event"
     );
 }
+
+#[test]
+fn rust_log_decides_whether_access_lines_are_written() {
+    // Start-up lines (target `serve`) stay on: the helper waits for "listening".
+    let server = Server::start(&[], &[("RUST_LOG", "info,serve::app=warn")]);
+    let served = request(server.addr, "POST", "/predict", &[], b"my car engine");
+    assert_eq!(served.status, 200);
+    let rejected = request(server.addr, "POST", "/predict", &[], b"");
+    assert_eq!(rejected.status, 400);
+    let rejected_trace = rejected.header("x-trace-id").expect("trace id").to_owned();
+    // The warning is written after the served line would have been: once it is there, the
+    // served line is known to be absent, not late.
+    let warning = server.wait_for_log(|l| l["trace_id"] == rejected_trace.as_str());
+    assert_eq!(warning["message"], "request rejected");
+    let served_trace = served.header("x-trace-id").expect("trace id");
+    assert!(
+        server.logs_of_trace(served_trace).is_empty(),
+        "serve::app=warn: no access line for a served request"
+    );
+}
