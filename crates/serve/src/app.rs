@@ -12,7 +12,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use opentelemetry::context::FutureExt as _;
 use pipeline::ModelFile;
-use pipeline::telemetry::{LogLines, Telemetry};
+use pipeline::telemetry::Telemetry;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -53,7 +53,6 @@ pub struct App {
     pub(crate) model_metrics: ModelMetrics,
     pub(crate) spans: Option<pipeline::telemetry::SpanSink>,
     pub(crate) span_values: crate::predict::SpanValues,
-    log_lines: Option<LogLines>,
     ready: AtomicBool,
     health: Bytes,
     metrics: Option<(
@@ -82,7 +81,6 @@ impl App {
             model_metrics,
             spans: telemetry.and_then(Telemetry::span_sink),
             span_values,
-            log_lines: telemetry.map(Telemetry::log_lines),
             health,
             metrics,
         })
@@ -137,13 +135,7 @@ impl App {
                 (error_response(&e), Some(e))
             }
         };
-        access_log(
-            self.log_lines.as_ref(),
-            (method, route, &path),
-            status,
-            elapsed,
-            error.as_ref(),
-        );
+        access_log(method, route, &path, status, elapsed, error.as_ref());
         if let Some(trace) = trace {
             trace.response_headers(response.headers_mut());
             trace.finish(status, error.as_ref());
@@ -193,15 +185,10 @@ impl App {
     }
 }
 
-/// The access line of a request: once per request, with its trace ids.
-///
-/// The line of a served request, the one written all the time, is written straight to the log
-/// writers (the same line `tracing::info!` would give, see `pipeline::telemetry::json_log`):
-/// `tracing`'s dispatch and field visitor were half of its cost. Rejections and failures go
-/// through `tracing` as usual.
 fn access_log(
-    lines: Option<&LogLines>,
-    (method, route, path): (&str, Route, &str),
+    method: &str,
+    route: Route,
+    path: &str,
     status: u16,
     elapsed: Duration,
     error: Option<&ApiError>,
@@ -209,24 +196,14 @@ fn access_log(
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let route = route.template();
     match error {
-        None => {
-            if let Some(lines) = lines
-                && tracing::enabled!(tracing::Level::INFO)
-            {
-                lines.write(
-                    tracing::Level::INFO,
-                    module_path!(),
-                    "request served",
-                    |f| {
-                        f.str("http.request.method", method)
-                            .str("http.route", route)
-                            .str("url.path", path)
-                            .u64("http.response.status_code", u64::from(status))
-                            .f64("duration_ms", duration_ms);
-                    },
-                );
-            }
-        }
+        None => tracing::info!(
+            http.request.method = method,
+            http.route = route,
+            url.path = path,
+            http.response.status_code = status,
+            duration_ms,
+            "request served"
+        ),
         Some(e) if status >= 500 => tracing::error!(
             http.request.method = method, http.route = route, url.path = path,
             http.response.status_code = status, duration_ms,

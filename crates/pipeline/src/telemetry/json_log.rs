@@ -168,24 +168,6 @@ where
         self.0.flush();
     }
 
-    /// Writes a line as the layer would write an event with this level, target, message and
-    /// fields, without going through `tracing`'s dispatch: for the one line every request writes
-    /// (the caller checks `tracing::enabled!` first, so `RUST_LOG` still decides).
-    pub fn write_line(
-        &self,
-        level: tracing::Level,
-        target: &str,
-        message: &str,
-        fields: impl FnOnce(&mut LineFields<'_>),
-    ) {
-        let mut line = line_start(level.as_str(), target);
-        let mut f = LineFields { out: &mut line };
-        f.str("message", message);
-        fields(&mut f);
-        line_end(&mut line);
-        self.0.push(&line);
-    }
-
     /// Lines lost because a writer's queue was full.
     pub fn dropped_lines(&self) -> u64 {
         self.0.dropped_lines.load(Ordering::Relaxed)
@@ -207,88 +189,36 @@ where
 /// Written without `core::fmt` (timestamp, numbers and ids by hand or with `itoa`/`ryu`): this
 /// runs once per request and formatting through `fmt` was most of its cost.
 fn format_line(event: &Event<'_>) -> String {
-    let meta = event.metadata();
-    let mut line = line_start(meta.level().as_str(), meta.target());
-    event.record(&mut JsonFields { out: &mut line });
-    line_end(&mut line);
-    line
-}
-
-/// `{"timestamp":...,"level":...,"target":...`: how every line starts.
-fn line_start(level: &str, target: &str) -> String {
     let mut line = String::with_capacity(512);
     line.push_str("{\"timestamp\":\"");
     push_timestamp(&mut line, std::time::SystemTime::now());
+    let meta = event.metadata();
     line.push_str("\",\"level\":\"");
-    line.push_str(level);
+    line.push_str(meta.level().as_str());
     line.push_str("\",\"target\":");
-    push_json_str(&mut line, target);
-    line
-}
-
-/// The current span's name and ids, and the end of the line.
-fn line_end(line: &mut String) {
+    push_json_str(&mut line, meta.target());
+    event.record(&mut JsonFields { out: &mut line });
     let in_tracing_span = tracing::dispatcher::get_default(|dispatch| {
         let current = dispatch.current_span();
         let (Some(id), Some(meta)) = (current.id(), current.metadata()) else {
             return false;
         };
         line.push_str(",\"span\":");
-        push_json_str(line, meta.name());
+        push_json_str(&mut line, meta.name());
         if let Some(cx) = tracing_opentelemetry::get_otel_context(id, dispatch) {
-            push_otel_ids(line, cx.span().span_context());
+            push_otel_ids(&mut line, cx.span().span_context());
         }
         true
     });
     if !in_tracing_span {
         // A span made without `tracing` (a request's, see `spans`) is attached as the current
         // OpenTelemetry context while its work runs.
-        opentelemetry::Context::map_current(|cx| push_otel_ids(line, cx.span().span_context()));
+        opentelemetry::Context::map_current(|cx| {
+            push_otel_ids(&mut line, cx.span().span_context())
+        });
     }
     line.push_str("}\n");
-}
-
-/// The fields of a line written by [`LogFlush::write_line`].
-#[derive(Debug)]
-pub struct LineFields<'a> {
-    out: &'a mut String,
-}
-
-impl LineFields<'_> {
-    fn key(&mut self, key: &str) {
-        self.out.push(',');
-        push_json_str(self.out, key);
-        self.out.push(':');
-    }
-
-    /// A string field.
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        self.key(key);
-        push_json_str(self.out, value);
-        self
-    }
-
-    /// An integer field.
-    pub fn u64(&mut self, key: &str, value: u64) -> &mut Self {
-        self.key(key);
-        self.out.push_str(itoa::Buffer::new().format(value));
-        self
-    }
-
-    /// A number field (`null` when not finite).
-    pub fn f64(&mut self, key: &str, value: f64) -> &mut Self {
-        self.key(key);
-        push_f64(self.out, value);
-        self
-    }
-}
-
-fn push_f64(out: &mut String, value: f64) {
-    if value.is_finite() {
-        out.push_str(ryu::Buffer::new().format_finite(value));
-    } else {
-        out.push_str("null");
-    }
+    line
 }
 
 /// Appends the ids of a span (those that get exported), if it has any.
@@ -380,7 +310,11 @@ impl Visit for JsonFields<'_> {
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
-        push_f64(self.out, value);
+        if value.is_finite() {
+            self.out.push_str(ryu::Buffer::new().format_finite(value));
+        } else {
+            self.out.push_str("null");
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.key(field);
@@ -498,9 +432,7 @@ mod tests {
                 }
             }
         }
-        assert!(!needs_escape(
-            "plain ascii and é, ü and 中文 text".as_bytes()
-        ));
+        assert!(!needs_escape("plain ascii and é, ü and 中文 text".as_bytes()));
     }
 
     #[test]
@@ -573,49 +505,5 @@ mod tests {
                 .is_some_and(|t| t.len() == 27 && t.ends_with('Z'))
         );
         assert!(v.get("trace_id").is_none(), "no span, no trace id");
-    }
-
-    #[test]
-    fn a_line_written_directly_is_the_line_of_the_same_event_with_the_current_trace_ids() {
-        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags};
-        use tracing_subscriber::layer::SubscriberExt as _;
-        let out = Captured::default();
-        let layer = JsonLogLayer::new(out.clone());
-        let flush = layer.flusher(None);
-        let subscriber = tracing_subscriber::Registry::default().with(layer);
-        let request = SpanContext::new(
-            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
-            SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
-            TraceFlags::SAMPLED,
-            false,
-            Default::default(),
-        );
-        let _cx = opentelemetry::Context::new()
-            .with_remote_span_context(request)
-            .attach();
-        tracing::subscriber::with_default(subscriber, || {
-            let path = "/a\"b";
-            tracing::info!(target: "t", { url.path = path, code = 200u64, ms = 0.5 }, "served");
-            flush.write_line(tracing::Level::INFO, "t", "served", |f| {
-                f.str("url.path", "/a\"b").u64("code", 200).f64("ms", 0.5);
-            });
-        });
-        flush.flush();
-        let bytes = out.0.lock().map(|v| v.clone()).unwrap_or_default();
-        let text = String::from_utf8(bytes).expect("UTF-8");
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("valid JSON"))
-            .collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        let without_time = |v: &serde_json::Value| {
-            let mut v = v.clone();
-            v.as_object_mut().map(|o| o.remove("timestamp"));
-            v
-        };
-        assert_eq!(without_time(&lines[0]), without_time(&lines[1]));
-        assert_eq!(lines[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(lines[1]["span_id"], "00f067aa0ba902b7");
-        assert_eq!(lines[1]["url.path"], "/a\"b");
     }
 }

@@ -98,23 +98,6 @@ impl LogDrops {
     }
 }
 
-/// Writes JSON log lines directly (see [`json_log::LogFlush::write_line`]).
-#[derive(Debug, Clone)]
-pub struct LogLines(json_log::LogFlush<NonBlocking>);
-
-impl LogLines {
-    /// Writes one line with this level, target, message and fields, and the current trace ids.
-    pub fn write(
-        &self,
-        level: Level,
-        target: &str,
-        message: &str,
-        fields: impl FnOnce(&mut json_log::LineFields<'_>),
-    ) {
-        self.0.write_line(level, target, message, fields);
-    }
-}
-
 /// Running telemetry. Keep it alive for the life of the process; [`Telemetry::shutdown`] (or drop)
 /// flushes spans (bounded by a deadline) and logs.
 #[derive(Debug)]
@@ -247,12 +230,6 @@ impl Telemetry {
     /// Log lines dropped because a writer could not keep up.
     pub fn log_lines_dropped(&self) -> u64 {
         self.log_drops().total()
-    }
-
-    /// A handle that writes log lines without `tracing`'s dispatch, for a line written very
-    /// often.
-    pub fn log_lines(&self) -> LogLines {
-        LogLines(self.log_flush.clone())
     }
 
     /// A handle that reads the dropped-log-lines count later, from anywhere.
