@@ -432,7 +432,9 @@ mod tests {
                 }
             }
         }
-        assert!(!needs_escape("plain ascii and é, ü and 中文 text".as_bytes()));
+        assert!(!needs_escape(
+            "plain ascii and é, ü and 中文 text".as_bytes()
+        ));
     }
 
     #[test]

@@ -251,7 +251,7 @@ fn any_value(out: &mut Vec<u8>, value: &Value) {
 
 fn varint_len(v: u64) -> usize {
     // 1 byte per 7 bits, at least one.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// The encoded length of a scalar `AnyValue` body, `None` for arrays and maps.
@@ -386,7 +386,10 @@ impl Encoder {
     fn request(&mut self, spans: &[SpanData], resource: &(Vec<u8>, String)) -> Bytes {
         let mut scopes: Vec<&InstrumentationScope> = Vec::new();
         for s in spans {
-            if !scopes.iter().any(|k| same_scope(k, &s.instrumentation_scope)) {
+            if !scopes
+                .iter()
+                .any(|k| same_scope(k, &s.instrumentation_scope))
+            {
                 scopes.push(&s.instrumentation_scope);
             }
         }
