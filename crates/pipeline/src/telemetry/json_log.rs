@@ -233,28 +233,51 @@ fn push_otel_ids(line: &mut String, sc: &opentelemetry::trace::SpanContext) {
 }
 
 /// Appends `t` as RFC 3339 UTC with microseconds (`2026-11-25T09:30:00.123456Z`), the format of
-/// `tracing_subscriber`'s `SystemTime` timer.
+/// `tracing_subscriber`'s `SystemTime` timer. The date and time of day are formatted once per
+/// second and thread; only the microseconds change between most lines.
 fn push_timestamp(out: &mut String, t: std::time::SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 20])> =
+            const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+    }
     let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
+    let prefix = SECOND.with(|cached| {
+        let (at, prefix) = cached.get();
+        if at == secs {
+            return prefix;
+        }
+        let prefix = format_second(secs);
+        cached.set((secs, prefix));
+        prefix
+    });
+    let mut tail = *b"000000Z";
+    put_digits(&mut tail[..6], u64::from(since.subsec_micros()));
+    // Only ASCII digits and separators were written.
+    out.push_str(std::str::from_utf8(&prefix).unwrap_or_default());
+    out.push_str(std::str::from_utf8(&tail).unwrap_or_default());
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a Unix time in seconds.
+fn format_second(secs: u64) -> [u8; 20] {
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let day_secs = secs % 86_400;
-    let mut buf = *b"0000-00-00T00:00:00.000000Z";
-    let mut put = |at: usize, width: usize, mut v: u64| {
-        for i in (at..at + width).rev() {
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, year.clamp(0, 9999) as u64);
-    put(5, 2, u64::from(month));
-    put(8, 2, u64::from(day));
-    put(11, 2, day_secs / 3600);
-    put(14, 2, day_secs / 60 % 60);
-    put(17, 2, day_secs % 60);
-    put(20, 6, u64::from(since.subsec_micros()));
-    // Only ASCII digits and separators were written.
-    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
+    let mut buf = *b"0000-00-00T00:00:00.";
+    put_digits(&mut buf[0..4], year.clamp(0, 9999) as u64);
+    put_digits(&mut buf[5..7], u64::from(month));
+    put_digits(&mut buf[8..10], u64::from(day));
+    put_digits(&mut buf[11..13], day_secs / 3600);
+    put_digits(&mut buf[14..16], day_secs / 60 % 60);
+    put_digits(&mut buf[17..19], day_secs % 60);
+    buf
+}
+
+/// Writes the last `out.len()` decimal digits of `v` into `out`.
+fn put_digits(out: &mut [u8], mut v: u64) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
 }
 
 /// Year, month (1..=12) and day (1..=31) of a count of days since 1970-01-01, proleptic
@@ -417,6 +440,10 @@ mod tests {
         assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
         assert_eq!(at(4_107_542_399, 999_999), "2100-02-28T23:59:59.999999Z");
         assert_eq!(at(1_795_000_000, 120_000), "2026-11-18T11:06:40.120000Z");
+        // The same second again (from the per-second cache), then the next one.
+        assert_eq!(at(1_795_000_000, 5), "2026-11-18T11:06:40.000005Z");
+        assert_eq!(at(1_795_000_001, 5), "2026-11-18T11:06:41.000005Z");
+        assert_eq!(at(0, 999_999), "1970-01-01T00:00:00.999999Z");
     }
 
     #[test]

@@ -258,9 +258,16 @@ impl Drop for Telemetry {
 /// Appends `bytes` as lowercase hex (trace and span ids, as W3C trace context writes them).
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    // Ids are 8 or 16 bytes: formatted on the stack and appended at once, not a char at a time.
+    let mut buf = [0u8; 32];
+    for chunk in bytes.chunks(16) {
+        let hex = &mut buf[..chunk.len() * 2];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        // Only ASCII hex digits were written.
+        out.push_str(std::str::from_utf8(hex).unwrap_or_default());
     }
 }
 

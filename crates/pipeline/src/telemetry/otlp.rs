@@ -162,11 +162,17 @@ const FIXED64: u32 = 1;
 const LEN: u32 = 2;
 const FIXED32: u32 = 5;
 
+#[inline]
 fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
     varint(out, u64::from((field << 3) | wire));
 }
 
+#[inline]
 fn varint(out: &mut Vec<u8>, mut v: u64) {
+    if v < 0x80 {
+        out.push(v as u8);
+        return;
+    }
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -175,6 +181,7 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// A length-delimited field, written even when empty.
+#[inline]
 fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     key(out, field, LEN);
     varint(out, bytes.len() as u64);
@@ -182,6 +189,7 @@ fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
 }
 
 /// A proto3 `string`/`bytes` field: omitted when empty.
+#[inline]
 fn opt_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     if !bytes.is_empty() {
         bytes_field(out, field, bytes);
@@ -189,6 +197,7 @@ fn opt_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
 }
 
 /// A proto3 integer field: omitted when zero.
+#[inline]
 fn opt_varint(out: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
         key(out, field, VARINT);
@@ -196,6 +205,7 @@ fn opt_varint(out: &mut Vec<u8>, field: u32, v: u64) {
     }
 }
 
+#[inline]
 fn opt_fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
         key(out, field, FIXED64);
@@ -213,6 +223,7 @@ fn span_flags(remote: bool, trace_flags: u8) -> u32 {
 }
 
 /// An `AnyValue` message body (the oneof is always written, as prost does).
+#[inline]
 fn any_value(out: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Bool(b) => {
@@ -249,12 +260,14 @@ fn any_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+#[inline]
 fn varint_len(v: u64) -> usize {
     // 1 byte per 7 bits, at least one.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// The encoded length of a scalar `AnyValue` body, `None` for arrays and maps.
+#[inline]
 fn scalar_value_len(value: &Value) -> Option<usize> {
     Some(match value {
         Value::Bool(_) => 2,
