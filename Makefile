@@ -51,7 +51,7 @@ bench-train: ## train vs the scikit-learn reference, end to end, same archive, s
 bench-serve: ## wrk load, telemetry on vs off, beside the BentoML peer (loopback; installs wrk)
 	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
 	@test -f $(MODEL) || $(MAKE) train
-	$(CARGO) build --release -p serve
+	$(CARGO) build --release -p serve --bin serve --example otlp_sink
 	python3 bench/serve_bench.py --archive "$(or $(NEWSGROUPS_ARCHIVE),data/20news-bydate.tar.gz)" --model $(MODEL) --peer
 
 e2e: tools ## End to end on loopback: serve + loadgen + a real Prometheus with the deployed rules and dashboards' queries, traces and logs linked

@@ -6,9 +6,9 @@ rolling log file. All off: `--telemetry off` (no logs, no spans, no metrics). Bo
 1,590 test documents of the 4 rec.* groups as `{"text": ...}`, posted round-robin by the BentoML
 peer's own wrk script (`../shared/peer/bodies.lua`), so the peer's figures compare directly.
 Also reports readiness time after start, peak RSS, and the CPU time the server and the OTLP sink
-used during each run (from /proc/<pid>/stat): the sink (bench/otlp_sink.py, keep-alive HTTP/1.1,
-one asyncio thread) runs in its own process so its cost is told apart from the server's. Loopback
-only.
+used during each run (from /proc/<pid>/stat): the sink (crates/serve/examples/otlp_sink.rs,
+keep-alive HTTP/1.1, one thread) runs in its own process so its cost is told apart from the
+server's. Loopback only.
 
     python3 bench/serve_bench.py --archive ARCHIVE [--duration 10] [--conns 1 8 32] [--peer]
 """
@@ -38,9 +38,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+SINK = os.path.join(ROOT, "target", "release", "examples", "otlp_sink")
+
+
 def start_sink(port):
-    sink = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "otlp_sink.py"), str(port)],
-                            stdout=subprocess.PIPE, text=True)
+    """The OTLP/HTTP receiver (crates/serve/examples/otlp_sink.rs), built if needed."""
+    if not os.path.exists(SINK):
+        subprocess.run(["cargo", "build", "--release", "-p", "serve", "--example", "otlp_sink"], cwd=ROOT, check=True)
+    sink = subprocess.Popen([SINK, str(port)], stdout=subprocess.PIPE, text=True)
     if sink.stdout.readline().strip() != "ready":
         sys.exit("the OTLP sink did not start")
     return sink

@@ -5,7 +5,7 @@ stable on a noisy shared machine where wrk's requests/s move by several percent 
 The server runs under callgrind (all threads: workers, span export, log writers, metrics upkeep);
 after a warm-up, the counters are zeroed, REQUESTS sequential POSTs with the benchmark's bodies are
 sent on one keep-alive connection, and the counters are dumped. "On" is the benchmark's all-on
-setup (100% sampling, OTLP/HTTP export to bench/otlp_sink.py, JSON logs to stdout and --log-dir).
+setup (100% sampling, OTLP/HTTP export to the otlp_sink example, JSON logs to stdout and --log-dir).
 Prints instructions per request, and the heaviest inclusive functions for each mode.
 
     python3 bench/serve_instructions.py [--requests 3000] [--modes off on] [--top 40]
