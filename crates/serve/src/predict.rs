@@ -8,7 +8,8 @@ use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use opentelemetry::{KeyValue, Value};
+use std::sync::Arc;
+
 use pipeline::preprocess::tokenize::decode_text;
 use pipeline::{ModelFile, Prediction};
 use serde::{Deserialize, Serialize};
@@ -16,27 +17,25 @@ use serde::{Deserialize, Serialize};
 use crate::app::{App, HttpResponse, json};
 use crate::error::ApiError;
 use crate::observe::{Route, Step};
-use crate::trace_context::RequestTrace;
+use crate::trace_context::{RequestTrace, StepFacts};
 
 /// Span attribute values that are the same for many requests, made once (shared, not copied).
 #[derive(Debug)]
 pub(crate) struct SpanValues {
-    labels: Vec<Value>,
-    weighting: Value,
+    labels: Vec<Arc<str>>,
+    weighting: Arc<str>,
 }
 
 impl SpanValues {
     pub(crate) fn new(model: &ModelFile) -> Self {
-        let shared = |s: String| Value::from(std::sync::Arc::<str>::from(s));
         Self {
             labels: model
                 .model
                 .categories()
                 .iter()
-                .cloned()
-                .map(shared)
+                .map(|c| Arc::from(c.as_str()))
                 .collect(),
-            weighting: shared(model.model.weighting().to_string()),
+            weighting: Arc::from(model.model.weighting().to_string()),
         }
     }
 }
@@ -83,27 +82,22 @@ pub(crate) async fn predict(
     );
     if let Some(trace) = trace.filter(|t| t.records()) {
         let values = &app.span_values;
-        let label = values.labels.get(prediction.label).cloned();
-        let attributes = [
-            vec![
-                KeyValue::new("document.bytes", text.len() as i64),
-                KeyValue::new("document.tokens", tokens.len() as i64),
-            ],
-            vec![
-                KeyValue::new("document.terms", counts.indices.len() as i64),
-                KeyValue::new("document.oov_tokens", counts.out_of_vocabulary as i64),
-                KeyValue::new("document.oov_ratio", counts.out_of_vocabulary_ratio()),
-            ],
-            vec![
-                KeyValue::new("model.weighting", values.weighting.clone()),
-                KeyValue::new("document.features", features.indices.len() as i64),
-            ],
-            vec![
-                KeyValue::new("model.label", label.unwrap_or_else(|| Value::from(""))),
-                KeyValue::new("model.confidence", prediction.confidence()),
-            ],
-        ];
-        trace.add_steps(clock.wall, clock.laps, attributes);
+        let facts = StepFacts {
+            bytes: text.len(),
+            tokens: tokens.len(),
+            terms: counts.indices.len(),
+            oov_tokens: counts.out_of_vocabulary,
+            oov_ratio: counts.out_of_vocabulary_ratio(),
+            weighting: values.weighting.clone(),
+            features: features.indices.len(),
+            label: values
+                .labels
+                .get(prediction.label)
+                .cloned()
+                .unwrap_or_else(|| Arc::from("")),
+            confidence: prediction.confidence(),
+        };
+        trace.add_steps(clock.wall, clock.laps, &facts);
     }
     Ok(json(
         StatusCode::OK,

@@ -12,10 +12,12 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use std::sync::Arc;
+
 use opentelemetry::trace::{Event, SpanKind, Status};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SpanData;
+use pipeline::telemetry::spans::LiteSpan;
 use pipeline::telemetry::{SpanIds, SpanSink};
 
 use crate::error::ApiError;
@@ -60,7 +62,20 @@ pub(crate) struct RequestTrace<'a> {
     ids: SpanIds,
     start: SystemTime,
     facts: Option<RequestFacts>,
-    children: Vec<SpanData>,
+    spans: Vec<LiteSpan>,
+}
+
+/// What the step spans record of a prediction.
+pub(crate) struct StepFacts {
+    pub bytes: usize,
+    pub tokens: usize,
+    pub terms: usize,
+    pub oov_tokens: usize,
+    pub oov_ratio: f64,
+    pub weighting: Arc<str>,
+    pub features: usize,
+    pub label: Arc<str>,
+    pub confidence: f64,
 }
 
 impl<'a> RequestTrace<'a> {
@@ -93,7 +108,7 @@ impl<'a> RequestTrace<'a> {
             ids,
             start: SystemTime::now(),
             facts,
-            children: Vec::new(),
+            spans: Vec::new(),
         }
     }
 
@@ -112,23 +127,36 @@ impl<'a> RequestTrace<'a> {
         &mut self,
         wall: SystemTime,
         laps: [(Duration, Duration); 4],
-        attributes: [Vec<KeyValue>; 4],
+        facts: &StepFacts,
     ) {
         if !self.records() {
             return;
         }
-        self.children.reserve(4);
-        for ((name, (start, end)), attributes) in Step::NAMES.iter().zip(laps).zip(attributes) {
-            let ids = self.sink.child(&self.ids);
-            self.children.push(self.sink.span(
-                ids,
+        // The server span and the four steps, in one allocation.
+        self.spans.reserve_exact(5);
+        for (step, (name, (start, end))) in Step::NAMES.iter().zip(laps).enumerate() {
+            let mut span = LiteSpan::new(
+                self.sink.child(&self.ids),
                 Cow::Borrowed(name),
                 SpanKind::Internal,
                 (wall + start, wall + end),
-                attributes,
-                Vec::new(),
-                Status::Unset,
-            ));
+            );
+            match step {
+                0 => span
+                    .attribute("document.bytes", facts.bytes as i64)
+                    .attribute("document.tokens", facts.tokens as i64),
+                1 => span
+                    .attribute("document.terms", facts.terms as i64)
+                    .attribute("document.oov_tokens", facts.oov_tokens as i64)
+                    .attribute("document.oov_ratio", facts.oov_ratio),
+                2 => span
+                    .attribute("model.weighting", facts.weighting.clone())
+                    .attribute("document.features", facts.features as i64),
+                _ => span
+                    .attribute("model.label", facts.label.clone())
+                    .attribute("model.confidence", facts.confidence),
+            };
+            self.spans.push(span);
         }
     }
 
@@ -152,38 +180,35 @@ impl<'a> RequestTrace<'a> {
     }
 
     /// Ends the server span with the response's status and queues the request's spans.
-    pub(crate) fn finish(self, status: u16, error: Option<&ApiError>) {
+    pub(crate) fn finish(mut self, status: u16, error: Option<&ApiError>) {
         let Some(facts) = self.facts else {
             return;
         };
         let end = SystemTime::now();
-        let mut attributes = Vec::with_capacity(10);
-        attributes.extend([
-            KeyValue::new("http.request.method", facts.method),
-            KeyValue::new("url.path", facts.path),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("network.protocol.version", "1.1"),
-            KeyValue::new("http.response.status_code", i64::from(status)),
-        ]);
+        let mut server = LiteSpan::new(self.ids, facts.name, SpanKind::Server, (self.start, end));
+        server
+            .attribute("http.request.method", facts.method)
+            .attribute("url.path", facts.path)
+            .attribute("url.scheme", "http")
+            .attribute("network.protocol.version", "1.1")
+            .attribute("http.response.status_code", i64::from(status));
         if facts.route != Route::Unmatched {
-            attributes.push(KeyValue::new("http.route", facts.route.template()));
+            server.attribute("http.route", facts.route.template());
         }
         if let Some(agent) = facts.user_agent {
-            attributes.push(KeyValue::new("user_agent.original", agent));
+            server.attribute("user_agent.original", agent);
         }
-        let mut events = Vec::new();
-        let mut span_status = Status::Unset;
         if let Some(e) = error {
             let reason = e.reason().as_str();
-            attributes.push(KeyValue::new("error.type", reason));
+            server.attribute("error.type", reason);
             // A warning or an error, as the access log line says, is also an event of the span.
             let (level, message) = if status >= 500 {
-                span_status = Status::error(reason);
+                server.status(Status::error(reason));
                 ("ERROR", "request failed")
             } else {
                 ("WARN", "request rejected")
             };
-            events.push(Event::new(
+            server.event(Event::new(
                 message,
                 end,
                 vec![
@@ -194,17 +219,8 @@ impl<'a> RequestTrace<'a> {
                 0,
             ));
         }
-        let server = self.sink.span(
-            self.ids,
-            facts.name,
-            SpanKind::Server,
-            (self.start, end),
-            attributes,
-            events,
-            span_status,
-        );
-        self.sink
-            .submit(std::iter::once(server).chain(self.children));
+        self.spans.push(server);
+        self.sink.submit_lite(self.spans);
     }
 }
 

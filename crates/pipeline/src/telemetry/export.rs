@@ -14,9 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
+use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+use super::spans::LiteSpan;
 
 /// Queue and batch settings (the `OTEL_BSP_*` variables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,10 +92,71 @@ enum Control {
 /// the thread wakes on its schedule, or when a full batch is waiting.
 #[derive(Debug)]
 struct Queue {
-    spans: Mutex<Vec<SpanData>>,
+    pending: Mutex<Pending>,
     capacity: usize,
     batch: usize,
 }
+
+/// What waits for export, and how many spans that is.
+#[derive(Debug, Default)]
+struct Pending {
+    items: Vec<Queued>,
+    spans: usize,
+}
+
+impl Pending {
+    fn with_room(items: usize) -> Self {
+        Self {
+            items: Vec::with_capacity(items),
+            spans: 0,
+        }
+    }
+}
+
+/// One entry of the export queue: a span of the SDK (from `tracing` or a tracer), or the spans
+/// of one request made with [`super::spans::SpanSink`].
+#[derive(Debug)]
+pub enum Queued {
+    /// A span of the SDK (boxed: the queue's entries are as large as the largest variant).
+    Sdk(Box<SpanData>),
+    /// Spans of one hot-path unit of work, with their instrumentation scope.
+    Lite(InstrumentationScope, Vec<LiteSpan>),
+}
+
+impl Queued {
+    fn spans(&self) -> usize {
+        match self {
+            Self::Sdk(_) => 1,
+            Self::Lite(_, spans) => spans.len(),
+        }
+    }
+}
+
+/// Turns a batch into the SDK's spans, for exporters that only take those.
+pub fn into_span_data(batch: Vec<Queued>) -> Vec<SpanData> {
+    let mut out = Vec::with_capacity(batch.iter().map(Queued::spans).sum());
+    for item in batch {
+        match item {
+            Queued::Sdk(span) => out.push(*span),
+            Queued::Lite(scope, spans) => out.extend(spans.iter().map(|s| s.to_span_data(&scope))),
+        }
+    }
+    out
+}
+
+/// An exporter the export thread can drive: SDK exporters take lite spans as `SpanData`; the
+/// OTLP/HTTP exporter encodes them directly.
+pub trait QueuedExporter: SpanExporter {
+    /// Exports one batch.
+    fn export_queued(
+        &self,
+        batch: Vec<Queued>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        self.export(into_span_data(batch))
+    }
+}
+
+impl QueuedExporter for opentelemetry_otlp::SpanExporter {}
 
 /// The span processor. Cheap to call from any thread: `on_end` is a push under a short lock.
 #[derive(Debug)]
@@ -113,11 +177,11 @@ impl BoundedBatchProcessor {
         stats: Arc<ExportStats>,
     ) -> std::io::Result<Self>
     where
-        E: SpanExporter + 'static,
+        E: QueuedExporter + 'static,
         F: FnOnce() -> Result<E, String> + Send + 'static,
     {
         let queue = Arc::new(Queue {
-            spans: Mutex::new(Vec::with_capacity(settings.max_export_batch_size)),
+            pending: Mutex::new(Pending::with_room(settings.max_export_batch_size)),
             capacity: settings.max_queue_size,
             batch: settings.max_export_batch_size,
         });
@@ -193,23 +257,49 @@ impl BoundedBatchProcessor {
     /// Queues the sampled spans among `spans`, under one lock; what does not fit is dropped and
     /// counted.
     pub fn enqueue(&self, spans: impl IntoIterator<Item = SpanData>) {
-        let Ok(mut queued) = self.queue.spans.lock() else {
+        let Ok(mut pending) = self.queue.pending.lock() else {
             return;
         };
-        let was_below_batch = queued.len() < self.queue.batch;
+        let was_below_batch = pending.spans < self.queue.batch;
         let mut dropped = 0;
         for span in spans {
             if !span.span_context.is_sampled() {
                 continue;
             }
-            if queued.len() >= self.queue.capacity {
+            if pending.spans >= self.queue.capacity {
                 dropped += 1;
                 continue;
             }
-            queued.push(span);
+            pending.items.push(Queued::Sdk(Box::new(span)));
+            pending.spans += 1;
         }
-        let full_batch = was_below_batch && queued.len() >= self.queue.batch;
-        drop(queued);
+        let full_batch = was_below_batch && pending.spans >= self.queue.batch;
+        drop(pending);
+        self.after_enqueue(dropped, full_batch);
+    }
+
+    /// Queues the spans of one request together (all or none, so a trace is never cut), if
+    /// they are sampled.
+    pub fn enqueue_lite(&self, scope: &InstrumentationScope, spans: Vec<LiteSpan>) {
+        let n = spans.len();
+        if n == 0 || !spans.iter().all(|s| s.ids.is_sampled()) {
+            return;
+        }
+        let Ok(mut pending) = self.queue.pending.lock() else {
+            return;
+        };
+        let was_below_batch = pending.spans < self.queue.batch;
+        let fits = pending.spans + n <= self.queue.capacity;
+        if fits {
+            pending.items.push(Queued::Lite(scope.clone(), spans));
+            pending.spans += n;
+        }
+        let full_batch = was_below_batch && pending.spans >= self.queue.batch;
+        drop(pending);
+        self.after_enqueue(if fits { 0 } else { n as u64 }, full_batch);
+    }
+
+    fn after_enqueue(&self, dropped: u64, full_batch: bool) {
         if dropped > 0 {
             self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -261,7 +351,7 @@ struct ExportLoop<E> {
     stats: Arc<ExportStats>,
 }
 
-impl<E: SpanExporter> ExportLoop<E> {
+impl<E: QueuedExporter> ExportLoop<E> {
     fn run(mut self) {
         let mut next_export = Instant::now() + self.settings.scheduled_delay;
         loop {
@@ -269,9 +359,9 @@ impl<E: SpanExporter> ExportLoop<E> {
             std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
             let full = self
                 .queue
-                .spans
+                .pending
                 .lock()
-                .map(|s| s.len() >= self.queue.batch)
+                .map(|p| p.spans >= self.queue.batch)
                 .unwrap_or(false);
             if full || Instant::now() >= next_export {
                 self.export_queued();
@@ -297,31 +387,38 @@ impl<E: SpanExporter> ExportLoop<E> {
         }
     }
 
-    /// Exports everything queued, in batches.
+    /// Exports everything queued, in batches of at most a batch size of spans (a request's
+    /// spans stay in one batch).
     fn export_queued(&mut self) {
-        // The queue is left with room for a batch, allocated here rather than grown a span at a
-        // time on the request path.
-        let room = Vec::with_capacity(self.settings.max_export_batch_size);
-        let spans = match self.queue.spans.lock() {
-            Ok(mut s) => std::mem::replace(&mut *s, room),
+        // The queue is left with room for a batch, allocated here rather than grown on the
+        // request path.
+        let room = Pending::with_room(self.settings.max_export_batch_size);
+        let pending = match self.queue.pending.lock() {
+            Ok(mut p) => std::mem::replace(&mut *p, room),
             Err(_) => return,
         };
-        let mut spans = spans.into_iter().peekable();
-        while spans.peek().is_some() {
-            let batch: Vec<SpanData> = spans
-                .by_ref()
-                .take(self.settings.max_export_batch_size)
-                .collect();
-            self.export(batch);
+        let mut batch = Vec::new();
+        let mut spans = 0;
+        for item in pending.items {
+            let n = item.spans();
+            if spans > 0 && spans + n > self.settings.max_export_batch_size {
+                self.export(std::mem::take(&mut batch), spans);
+                spans = 0;
+            }
+            batch.push(item);
+            spans += n;
+        }
+        if spans > 0 {
+            self.export(batch, spans);
         }
     }
 
-    fn export(&mut self, batch: Vec<SpanData>) {
-        let n = batch.len() as u64;
+    fn export(&mut self, batch: Vec<Queued>, spans: usize) {
+        let n = spans as u64;
         let timeout = self.settings.export_timeout;
-        let result = self
-            .runtime
-            .block_on(async { tokio::time::timeout(timeout, self.exporter.export(batch)).await });
+        let result = self.runtime.block_on(async {
+            tokio::time::timeout(timeout, self.exporter.export_queued(batch)).await
+        });
         let counter = match result {
             Ok(Ok(())) => &self.stats.exported,
             Ok(Err(_)) | Err(_) => &self.stats.failed,

@@ -28,6 +28,9 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use prost::Message as _;
 
+use super::export::{Queued, QueuedExporter};
+use super::spans::{LiteSpan, LiteValue};
+
 /// OTLP/HTTP protobuf span exporter (see the module documentation).
 #[derive(Debug)]
 pub struct HttpProtoExporter {
@@ -78,21 +81,38 @@ fn timeout_from_env() -> Duration {
     .map_or(Duration::from_secs(10), Duration::from_millis)
 }
 
-impl SpanExporter for HttpProtoExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+impl HttpProtoExporter {
+    async fn send(&self, batch: &[Queued]) -> OTelSdkResult {
         let body = match self.encoder.lock() {
-            Ok(mut encoder) => encoder.request(&batch, &self.resource),
+            Ok(mut encoder) => encoder.request(batch, &self.resource),
             Err(_) => {
                 return Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
                     "span encoder poisoned".into(),
                 ));
             }
         };
-        drop(batch);
         if let Ok(mut slot) = self.body.lock() {
             *slot = body;
         }
         self.inner.export(Vec::new()).await
+    }
+}
+
+impl QueuedExporter for HttpProtoExporter {
+    async fn export_queued(&self, batch: Vec<Queued>) -> OTelSdkResult {
+        let result = self.send(&batch).await;
+        drop(batch);
+        result
+    }
+}
+
+impl SpanExporter for HttpProtoExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let batch: Vec<Queued> = batch
+            .into_iter()
+            .map(|s| Queued::Sdk(Box::new(s)))
+            .collect();
+        self.send(&batch).await
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -281,6 +301,133 @@ fn scalar_value_len(value: &Value) -> Option<usize> {
     })
 }
 
+/// The fields every span starts with (1 to 8: ids, trace state, parent, name, kind, times).
+struct SpanHead<'a> {
+    context: &'a opentelemetry::trace::SpanContext,
+    parent: SpanId,
+    name: &'a str,
+    kind: &'a SpanKind,
+    start: SystemTime,
+    end: SystemTime,
+}
+
+impl SpanHead<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        let sc = self.context;
+        bytes_field(out, 1, &sc.trace_id().to_bytes());
+        bytes_field(out, 2, &sc.span_id().to_bytes());
+        // `header()` allocates a string, even for the empty state nearly every span has.
+        if *sc.trace_state() != TraceState::NONE {
+            opt_bytes(out, 3, sc.trace_state().header().as_bytes());
+        }
+        if self.parent != SpanId::INVALID {
+            bytes_field(out, 4, &self.parent.to_bytes());
+        }
+        opt_bytes(out, 5, self.name.as_bytes());
+        let kind = match self.kind {
+            SpanKind::Internal => 1,
+            SpanKind::Server => 2,
+            SpanKind::Client => 3,
+            SpanKind::Producer => 4,
+            SpanKind::Consumer => 5,
+        };
+        opt_varint(out, 6, kind);
+        opt_fixed64(out, 7, nanos(self.start));
+        opt_fixed64(out, 8, nanos(self.end));
+    }
+}
+
+/// Field 11, one per event.
+fn write_events(
+    out: &mut Vec<u8>,
+    item: &mut Vec<u8>,
+    value: &mut Vec<u8>,
+    events: &[opentelemetry::trace::Event],
+) {
+    let mut nested = Vec::new();
+    for event in events {
+        item.clear();
+        opt_fixed64(item, 1, nanos(event.timestamp));
+        opt_bytes(item, 2, event.name.as_bytes());
+        nested.clear();
+        Encoder::attributes(value, &mut Vec::new(), &mut nested, 3, &event.attributes);
+        item.extend_from_slice(&nested);
+        opt_varint(item, 4, u64::from(event.dropped_attributes_count));
+        bytes_field(out, 11, item);
+    }
+}
+
+/// Fields 15 (status) and 16 (flags), which end every span.
+fn write_tail(
+    out: &mut Vec<u8>,
+    item: &mut Vec<u8>,
+    status: &Status,
+    parent_is_remote: bool,
+    context: &opentelemetry::trace::SpanContext,
+) {
+    item.clear();
+    let code = match status {
+        Status::Unset => 0,
+        Status::Ok => 1,
+        Status::Error { description } => {
+            opt_bytes(item, 2, description.as_bytes());
+            2
+        }
+    };
+    opt_varint(item, 3, code);
+    bytes_field(out, 15, item);
+    let flags = span_flags(parent_is_remote, context.trace_flags().to_u8());
+    key(out, 16, FIXED32);
+    out.extend_from_slice(&flags.to_le_bytes());
+}
+
+fn scope_of(item: &Queued) -> &InstrumentationScope {
+    match item {
+        Queued::Sdk(span) => &span.instrumentation_scope,
+        Queued::Lite(scope, _) => scope,
+    }
+}
+
+/// One attribute of a lite span as field 9 (a `KeyValue`), written in place.
+fn lite_attribute(out: &mut Vec<u8>, k: &[u8], v: &LiteValue) {
+    let key_len = if k.is_empty() {
+        0
+    } else {
+        1 + varint_len(k.len() as u64) + k.len()
+    };
+    let text = match v {
+        LiteValue::Static(s) => Some(s.as_bytes()),
+        LiteValue::Shared(s) => Some(s.as_bytes()),
+        LiteValue::Owned(s) => Some(s.as_bytes()),
+        LiteValue::I64(_) | LiteValue::F64(_) => None,
+    };
+    let value_len = match (v, text) {
+        (_, Some(t)) => 1 + varint_len(t.len() as u64) + t.len(),
+        (LiteValue::I64(i), _) => 1 + varint_len(*i as u64),
+        _ => 9,
+    };
+    key(out, 9, LEN);
+    varint(
+        out,
+        (key_len + 1 + varint_len(value_len as u64) + value_len) as u64,
+    );
+    opt_bytes(out, 1, k);
+    key(out, 2, LEN);
+    varint(out, value_len as u64);
+    match (v, text) {
+        (_, Some(t)) => bytes_field(out, 1, t),
+        (LiteValue::I64(i), _) => {
+            key(out, 3, VARINT);
+            varint(out, *i as u64);
+        }
+        (LiteValue::F64(f), _) => {
+            key(out, 4, FIXED64);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        _ => {}
+    }
+}
+
 impl Encoder {
     /// Appends one `KeyValue` per attribute as field `field` of `out`.
     ///
@@ -327,40 +474,18 @@ impl Encoder {
             ..
         } = self;
         out.clear();
-        let sc = &s.span_context;
-        bytes_field(out, 1, &sc.trace_id().to_bytes());
-        bytes_field(out, 2, &sc.span_id().to_bytes());
-        // `header()` allocates a string, even for the empty state nearly every span has.
-        if *sc.trace_state() != TraceState::NONE {
-            opt_bytes(out, 3, sc.trace_state().header().as_bytes());
-        }
-        if s.parent_span_id != SpanId::INVALID {
-            bytes_field(out, 4, &s.parent_span_id.to_bytes());
-        }
-        opt_bytes(out, 5, s.name.as_bytes());
-        let kind = match s.span_kind {
-            SpanKind::Internal => 1,
-            SpanKind::Server => 2,
-            SpanKind::Client => 3,
-            SpanKind::Producer => 4,
-            SpanKind::Consumer => 5,
+        let head = SpanHead {
+            context: &s.span_context,
+            parent: s.parent_span_id,
+            name: &s.name,
+            kind: &s.span_kind,
+            start: s.start_time,
+            end: s.end_time,
         };
-        opt_varint(out, 6, kind);
-        opt_fixed64(out, 7, nanos(s.start_time));
-        opt_fixed64(out, 8, nanos(s.end_time));
+        head.write(out);
         Self::attributes(item, value, out, 9, &s.attributes);
         opt_varint(out, 10, u64::from(s.dropped_attributes_count));
-        let mut nested = Vec::new();
-        for event in &s.events.events {
-            item.clear();
-            opt_fixed64(item, 1, nanos(event.timestamp));
-            opt_bytes(item, 2, event.name.as_bytes());
-            nested.clear();
-            Self::attributes(value, &mut Vec::new(), &mut nested, 3, &event.attributes);
-            item.extend_from_slice(&nested);
-            opt_varint(item, 4, u64::from(event.dropped_attributes_count));
-            bytes_field(out, 11, item);
-        }
+        write_events(out, item, value, &s.events.events);
         opt_varint(out, 12, u64::from(s.events.dropped_count));
         for link in &s.links.links {
             let lc = &link.span_context;
@@ -368,7 +493,7 @@ impl Encoder {
             bytes_field(item, 1, &lc.trace_id().to_bytes());
             bytes_field(item, 2, &lc.span_id().to_bytes());
             opt_bytes(item, 3, lc.trace_state().header().as_bytes());
-            nested.clear();
+            let mut nested = Vec::new();
             Self::attributes(value, &mut Vec::new(), &mut nested, 4, &link.attributes);
             item.extend_from_slice(&nested);
             opt_varint(item, 5, u64::from(link.dropped_attributes_count));
@@ -378,32 +503,50 @@ impl Encoder {
             bytes_field(out, 13, item);
         }
         opt_varint(out, 14, u64::from(s.links.dropped_count));
-        item.clear();
-        let code = match &s.status {
-            Status::Unset => 0,
-            Status::Ok => 1,
-            Status::Error { description } => {
-                opt_bytes(item, 2, description.as_bytes());
-                2
-            }
-        };
-        opt_varint(item, 3, code);
-        bytes_field(out, 15, item);
-        let flags = span_flags(s.parent_span_is_remote, sc.trace_flags().to_u8());
-        key(out, 16, FIXED32);
-        out.extend_from_slice(&flags.to_le_bytes());
+        write_tail(
+            out,
+            item,
+            &s.status,
+            s.parent_span_is_remote,
+            &s.span_context,
+        );
     }
 
-    /// The `ExportTraceServiceRequest` of `spans`: one `ResourceSpans`, one `ScopeSpans` per
+    /// Writes one `Span` message body for a [`LiteSpan`] into `self.span`: the same bytes as for
+    /// its `SpanData`, without building it.
+    fn lite_span(&mut self, s: &LiteSpan) {
+        let Self {
+            span: out,
+            item,
+            value,
+            ..
+        } = self;
+        out.clear();
+        let head = SpanHead {
+            context: &s.ids.context,
+            parent: s.ids.parent,
+            name: &s.name,
+            kind: &s.kind,
+            start: s.start,
+            end: s.end,
+        };
+        head.write(out);
+        for (k, v) in s.attributes() {
+            lite_attribute(out, k.as_bytes(), v);
+        }
+        opt_varint(out, 10, u64::from(s.dropped_attributes));
+        write_events(out, item, value, &s.events);
+        write_tail(out, item, &s.status, s.ids.parent_is_remote, &s.ids.context);
+    }
+
+    /// The `ExportTraceServiceRequest` of a batch: one `ResourceSpans`, one `ScopeSpans` per
     /// instrumentation scope in order of first appearance (as the SDK groups them).
-    fn request(&mut self, spans: &[SpanData], resource: &(Vec<u8>, String)) -> Bytes {
+    fn request(&mut self, batch: &[Queued], resource: &(Vec<u8>, String)) -> Bytes {
         let mut scopes: Vec<&InstrumentationScope> = Vec::new();
-        for s in spans {
-            if !scopes
-                .iter()
-                .any(|k| same_scope(k, &s.instrumentation_scope))
-            {
-                scopes.push(&s.instrumentation_scope);
+        for item in batch {
+            let scope = scope_of(item);
+            if !scopes.iter().any(|k| same_scope(k, scope)) {
+                scopes.push(scope);
             }
         }
         self.resource_spans.clear();
@@ -412,12 +555,19 @@ impl Encoder {
             self.scope.clear();
             let proto: ProtoScope = (scope, None).into();
             bytes_field(&mut self.scope, 1, &proto.encode_to_vec());
-            for s in spans
-                .iter()
-                .filter(|s| same_scope(&s.instrumentation_scope, scope))
-            {
-                self.span(s);
-                bytes_field(&mut self.scope, 2, &self.span);
+            for item in batch.iter().filter(|i| same_scope(scope_of(i), scope)) {
+                match item {
+                    Queued::Sdk(span) => {
+                        self.span(span);
+                        bytes_field(&mut self.scope, 2, &self.span);
+                    }
+                    Queued::Lite(_, spans) => {
+                        for span in spans {
+                            self.lite_span(span);
+                            bytes_field(&mut self.scope, 2, &self.span);
+                        }
+                    }
+                }
             }
             opt_bytes(
                 &mut self.scope,
@@ -536,8 +686,12 @@ mod tests {
         }
         .encode_to_vec();
         let mut encoder = Encoder::default();
+        let batch: Vec<Queued> = spans()
+            .into_iter()
+            .map(|s| Queued::Sdk(Box::new(s)))
+            .collect();
         let body = encoder.request(
-            &spans(),
+            &batch,
             &(encoded_resource, r.schema_url.unwrap_or_default()),
         );
         let decoded = ExportTraceServiceRequest::decode(body).expect("valid protobuf");
@@ -546,5 +700,89 @@ mod tests {
             decoded.encode_to_vec().len(),
             expected.encode_to_vec().len()
         );
+    }
+
+    fn lite_spans() -> Vec<LiteSpan> {
+        use crate::telemetry::spans::SpanIds;
+        use std::sync::Arc;
+        let ids = |span: u64, parent: u64, remote: bool, state: TraceState| SpanIds {
+            context: SpanContext::new(
+                TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
+                SpanId::from(span),
+                TraceFlags::SAMPLED,
+                false,
+                state,
+            ),
+            parent: SpanId::from(parent),
+            parent_is_remote: remote,
+        };
+        let t = |us: u64| UNIX_EPOCH + std::time::Duration::from_micros(1_795_000_000_000_000 + us);
+        let state = TraceState::from_key_value([("vendor", "x")]).unwrap_or_default();
+        let mut server = LiteSpan::new(
+            ids(0x11, 0x00f0_67aa_0ba9_02b7, true, state),
+            Cow::Borrowed("POST /predict"),
+            SpanKind::Server,
+            (t(0), t(300)),
+        );
+        server
+            .attribute("http.request.method", "POST")
+            .attribute("url.path", Cow::<'static, str>::Owned("/p\u{e9}".into()))
+            .attribute("http.response.status_code", 503_i64)
+            .attribute("negative", -7_i64)
+            .attribute("ratio", 0.125)
+            .attribute("label", Arc::<str>::from("rec.autos"))
+            .attribute("long", "x".repeat(200))
+            .attribute("", 1_i64)
+            .attribute("ninth, dropped", 9_i64)
+            .status(Status::error("overloaded"))
+            .event(opentelemetry::trace::Event::new(
+                "request failed",
+                t(299),
+                vec![KeyValue::new("error.type", "overloaded")],
+                0,
+            ));
+        let mut step = LiteSpan::new(
+            ids(0x12, 0x11, false, TraceState::NONE),
+            Cow::Borrowed("tokenize"),
+            SpanKind::Internal,
+            (t(10), t(20)),
+        );
+        step.attribute("document.tokens", 5_i64);
+        vec![server, step]
+    }
+
+    #[test]
+    fn lite_spans_are_encoded_as_their_span_data_would_be() {
+        let resource = Resource::builder()
+            .with_service_name("doc-classifier")
+            .build();
+        let request_scope = InstrumentationScope::builder("doc-classifier").build();
+        let batch = || {
+            vec![
+                Queued::Sdk(Box::new(span("startup", "serve", 0, Status::Unset))),
+                Queued::Lite(request_scope.clone(), lite_spans()),
+                Queued::Lite(request_scope.clone(), lite_spans()),
+            ]
+        };
+        assert_eq!(lite_spans()[0].dropped_attributes, 1, "past 8 attributes");
+        let schema = ResourceAttributesWithSchema::from(&resource);
+        let expected = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                crate::telemetry::export::into_span_data(batch()),
+                &schema,
+            ),
+        };
+        let encoded_resource = ProtoResource {
+            attributes: schema.attributes.0.clone(),
+            dropped_attributes_count: 0,
+            entity_refs: vec![],
+        }
+        .encode_to_vec();
+        let body = Encoder::default().request(&batch(), &(encoded_resource, String::new()));
+        let decoded = ExportTraceServiceRequest::decode(body.clone()).expect("valid protobuf");
+        assert_eq!(decoded, expected);
+        assert_eq!(body.len(), expected.encode_to_vec().len());
+        assert_eq!(decoded.resource_spans[0].scope_spans.len(), 2, "two scopes");
+        assert_eq!(decoded.resource_spans[0].scope_spans[1].spans.len(), 4);
     }
 }

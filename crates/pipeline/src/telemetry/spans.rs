@@ -6,9 +6,11 @@
 //! SDK `Span` goes through the tracer, the span limits and every processor. For a request that
 //! does microseconds of work, those were most of the telemetry cost (see docs/benchmarks.md).
 //! Here a request is a [`SpanIds`] chosen up front (its trace id, span id, parent and sampling
-//! flag, which logs and response headers need at once) and a few `SpanData` written when the work
-//! is done, from times already measured. They reach the same exporter as every other span, so
-//! what the collector receives is the same.
+//! flag, which logs and response headers need at once) and a few [`LiteSpan`]s written when the
+//! work is done, from times already measured, with their attributes inline: one allocation for
+//! the request's spans, one queue entry, encoded straight into OTLP by the export thread. They
+//! reach the same exporter as every other span (as `SpanData` for exporters other than
+//! OTLP/HTTP), so what the collector receives is the same.
 //!
 //! Sampling uses the SDK's own sampler, configured from `OTEL_TRACES_SAMPLER[_ARG]` exactly as the
 //! tracer provider's is; a child span follows the decision of its request, as `ParentBased` does
@@ -21,7 +23,7 @@ use std::time::SystemTime;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
 };
-use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry::{Context, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{
     IdGenerator as _, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData, SpanEvents,
     SpanLinks,
@@ -126,48 +128,178 @@ impl SpanSink {
         }
     }
 
-    /// A finished span, ready for [`SpanSink::submit`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn span(
-        &self,
+    /// Queues the spans of one request, kept inline: one allocation for all of them, and the
+    /// export thread encodes them without the SDK's per-span structures.
+    pub fn submit_lite(&self, spans: Vec<LiteSpan>) {
+        if let Some(queue) = &self.queue {
+            queue.enqueue_lite(&self.scope, spans);
+        }
+    }
+
+    /// True when spans handed to [`SpanSink::submit_lite`] go anywhere: callers skip building
+    /// them otherwise.
+    pub fn exports(&self) -> bool {
+        self.queue.is_some()
+    }
+}
+
+/// An attribute value of a [`LiteSpan`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiteValue {
+    /// An integer.
+    I64(i64),
+    /// A number.
+    F64(f64),
+    /// A string known at compile time.
+    Static(&'static str),
+    /// A string shared by many spans (a label of the model).
+    Shared(Arc<str>),
+    /// A string of this span only.
+    Owned(String),
+}
+
+impl LiteValue {
+    /// The value as the SDK holds it.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Self::I64(i) => Value::I64(*i),
+            Self::F64(f) => Value::F64(*f),
+            Self::Static(s) => Value::from(*s),
+            Self::Shared(s) => Value::from(s.clone()),
+            Self::Owned(s) => Value::from(s.clone()),
+        }
+    }
+}
+
+impl From<i64> for LiteValue {
+    fn from(v: i64) -> Self {
+        Self::I64(v)
+    }
+}
+impl From<f64> for LiteValue {
+    fn from(v: f64) -> Self {
+        Self::F64(v)
+    }
+}
+impl From<&'static str> for LiteValue {
+    fn from(v: &'static str) -> Self {
+        Self::Static(v)
+    }
+}
+impl From<Arc<str>> for LiteValue {
+    fn from(v: Arc<str>) -> Self {
+        Self::Shared(v)
+    }
+}
+impl From<String> for LiteValue {
+    fn from(v: String) -> Self {
+        Self::Owned(v)
+    }
+}
+impl From<std::borrow::Cow<'static, str>> for LiteValue {
+    fn from(v: std::borrow::Cow<'static, str>) -> Self {
+        match v {
+            Cow::Borrowed(s) => Self::Static(s),
+            Cow::Owned(s) => Self::Owned(s),
+        }
+    }
+}
+
+/// Attributes a [`LiteSpan`] holds at most; more are counted as dropped, as the SDK's span
+/// limits would.
+pub const LITE_ATTRIBUTES: usize = 8;
+
+/// A finished span of a hot path: static attribute keys and values held inline, so building,
+/// queueing, encoding and freeing it touch no per-span allocation. It becomes a `SpanData`
+/// ([`LiteSpan::to_span_data`]) only for exporters other than the OTLP/HTTP one, whose encoder
+/// writes it directly (the same bytes, tested).
+#[derive(Debug, Clone)]
+pub struct LiteSpan {
+    pub(crate) ids: SpanIds,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) kind: SpanKind,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    attributes: [(&'static str, LiteValue); LITE_ATTRIBUTES],
+    len: u8,
+    pub(crate) dropped_attributes: u32,
+    pub(crate) status: Status,
+    pub(crate) events: Vec<opentelemetry::trace::Event>,
+}
+
+impl LiteSpan {
+    /// A span with these ids, name, kind and times, and no attributes yet.
+    pub fn new(
         ids: SpanIds,
         name: Cow<'static, str>,
         kind: SpanKind,
         (start, end): (SystemTime, SystemTime),
-        attributes: Vec<KeyValue>,
-        events: Vec<opentelemetry::trace::Event>,
-        status: Status,
-    ) -> SpanData {
-        let mut span_events = SpanEvents::default();
-        span_events.events = events;
-        SpanData {
-            span_context: ids.context,
-            parent_span_id: ids.parent,
-            parent_span_is_remote: ids.parent_is_remote,
-            span_kind: kind,
+    ) -> Self {
+        Self {
+            ids,
             name,
-            start_time: start,
-            end_time: end,
-            attributes,
-            dropped_attributes_count: 0,
-            events: span_events,
-            links: SpanLinks::default(),
-            status,
-            instrumentation_scope: self.scope.clone(),
+            kind,
+            start,
+            end,
+            attributes: std::array::from_fn(|_| ("", LiteValue::I64(0))),
+            len: 0,
+            dropped_attributes: 0,
+            status: Status::Unset,
+            events: Vec::new(),
         }
     }
 
-    /// True when spans handed to [`SpanSink::submit`] go anywhere: callers skip building them
-    /// otherwise.
-    pub fn exports(&self) -> bool {
-        self.queue.is_some()
+    /// Adds an attribute (counted as dropped past [`LITE_ATTRIBUTES`]).
+    pub fn attribute(&mut self, key: &'static str, value: impl Into<LiteValue>) -> &mut Self {
+        match self.attributes.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = (key, value.into());
+                self.len += 1;
+            }
+            None => self.dropped_attributes += 1,
+        }
+        self
     }
 
-    /// Queues finished spans for export (sampled ones; the others are dropped here). Never
-    /// blocks on the collector: a full queue drops them and counts them.
-    pub fn submit(&self, spans: impl IntoIterator<Item = SpanData>) {
-        if let Some(queue) = &self.queue {
-            queue.enqueue(spans);
+    /// Sets the status.
+    pub fn status(&mut self, status: Status) -> &mut Self {
+        self.status = status;
+        self
+    }
+
+    /// Adds an event.
+    pub fn event(&mut self, event: opentelemetry::trace::Event) -> &mut Self {
+        self.events.push(event);
+        self
+    }
+
+    /// The attributes set so far.
+    pub fn attributes(&self) -> &[(&'static str, LiteValue)] {
+        &self.attributes[..usize::from(self.len)]
+    }
+
+    /// The same span as the SDK's `SpanData`.
+    pub fn to_span_data(&self, scope: &InstrumentationScope) -> SpanData {
+        let mut events = SpanEvents::default();
+        events.events = self.events.clone();
+        SpanData {
+            span_context: self.ids.context.clone(),
+            parent_span_id: self.ids.parent,
+            parent_span_is_remote: self.ids.parent_is_remote,
+            span_kind: self.kind.clone(),
+            name: self.name.clone(),
+            start_time: self.start,
+            end_time: self.end,
+            attributes: self
+                .attributes()
+                .iter()
+                .map(|(k, v)| KeyValue::new(*k, v.to_value()))
+                .collect(),
+            dropped_attributes_count: self.dropped_attributes,
+            events,
+            links: SpanLinks::default(),
+            status: self.status.clone(),
+            instrumentation_scope: scope.clone(),
         }
     }
 }
