@@ -233,8 +233,14 @@ fn opt_fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
     }
 }
 
+/// Nanoseconds since the Unix epoch, in `u64` arithmetic (`as_nanos` works in `u128`; this runs
+/// twice per span). Saturates in the year 2554, as OTLP's `fixed64` field does.
+#[inline]
 fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
 }
 
 /// `SpanFlags`: the trace flags, plus "has is_remote" and "is remote" bits (as the SDK sets them).
