@@ -158,7 +158,9 @@ pub trait QueuedExporter: SpanExporter {
 
 impl QueuedExporter for opentelemetry_otlp::SpanExporter {}
 
-/// The span processor. Cheap to call from any thread: `on_end` is a push under a short lock.
+/// The export queue and its thread. Cheap to call from any thread: queueing is a push under a
+/// short lock. The tracer provider reaches it through [`SharedProcessor`], request spans through
+/// [`super::spans::SpanSink`].
 #[derive(Debug)]
 pub struct BoundedBatchProcessor {
     queue: Arc<Queue>,
