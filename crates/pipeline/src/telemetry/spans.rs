@@ -346,6 +346,51 @@ mod tests {
         );
     }
 
+    /// Keeps the spans the SDK ends.
+    #[derive(Debug, Clone, Default)]
+    struct Capture(Arc<std::sync::Mutex<Vec<SpanData>>>);
+
+    impl opentelemetry_sdk::trace::SpanProcessor for Capture {
+        fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &Context) {}
+        fn on_end(&self, span: SpanData) {
+            if let Ok(mut spans) = self.0.lock() {
+                spans.push(span);
+            }
+        }
+        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(
+            &self,
+            _: std::time::Duration,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_tracing_span_opened_while_a_request_span_is_attached_is_its_child() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let capture = Capture::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(capture.clone())
+            .build();
+        let subscriber = tracing_subscriber::Registry::default()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let sink = SpanSink::new(Box::new(Sampler::AlwaysOn), "test", None);
+        let request = sink.start(None, "POST /predict", SpanKind::Server);
+        tracing::subscriber::with_default(subscriber, || {
+            let _attached = request.as_parent().attach();
+            tracing::info_span!("inner").in_scope(|| {});
+        });
+        let spans = capture.0.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        assert_eq!(spans[0].name, "inner");
+        assert_eq!(spans[0].span_context.trace_id(), request.context.trace_id());
+        assert_eq!(spans[0].parent_span_id, request.context.span_id());
+    }
+
     #[test]
     fn the_sampler_decides_and_children_follow() {
         let parent_based = SpanSink::new(
