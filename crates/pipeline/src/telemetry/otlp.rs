@@ -317,7 +317,29 @@ struct SpanHead<'a> {
     end: SystemTime,
 }
 
-impl SpanHead<'_> {
+impl<'a> SpanHead<'a> {
+    fn of_sdk(s: &'a SpanData) -> Self {
+        Self {
+            context: &s.span_context,
+            parent: s.parent_span_id,
+            name: &s.name,
+            kind: &s.span_kind,
+            start: s.start_time,
+            end: s.end_time,
+        }
+    }
+
+    fn of_lite(s: &'a LiteSpan) -> Self {
+        Self {
+            context: &s.ids.context,
+            parent: s.ids.parent,
+            name: &s.name,
+            kind: &s.kind,
+            start: s.start,
+            end: s.end,
+        }
+    }
+
     fn write(&self, out: &mut Vec<u8>) {
         let sc = self.context;
         bytes_field(out, 1, &sc.trace_id().to_bytes());
@@ -480,15 +502,7 @@ impl Encoder {
             ..
         } = self;
         out.clear();
-        let head = SpanHead {
-            context: &s.span_context,
-            parent: s.parent_span_id,
-            name: &s.name,
-            kind: &s.span_kind,
-            start: s.start_time,
-            end: s.end_time,
-        };
-        head.write(out);
+        SpanHead::of_sdk(s).write(out);
         Self::attributes(item, value, out, 9, &s.attributes);
         opt_varint(out, 10, u64::from(s.dropped_attributes_count));
         write_events(out, item, value, &s.events.events);
@@ -528,15 +542,7 @@ impl Encoder {
             ..
         } = self;
         out.clear();
-        let head = SpanHead {
-            context: &s.ids.context,
-            parent: s.ids.parent,
-            name: &s.name,
-            kind: &s.kind,
-            start: s.start,
-            end: s.end,
-        };
-        head.write(out);
+        SpanHead::of_lite(s).write(out);
         for (k, v) in s.attributes() {
             lite_attribute(out, k.as_bytes(), v);
         }
