@@ -344,6 +344,15 @@ impl SpanProcessor for SharedProcessor {
     }
 }
 
+/// How much of the queue an export round sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Everything (on schedule, flush and shutdown).
+    All,
+    /// Full batches only (woken because one is waiting).
+    FullBatches,
+}
+
 struct ExportLoop<E> {
     runtime: tokio::runtime::Runtime,
     exporter: E,
@@ -356,28 +365,31 @@ struct ExportLoop<E> {
 impl<E: QueuedExporter> ExportLoop<E> {
     fn run(mut self) {
         let mut next_export = Instant::now() + self.settings.scheduled_delay;
+        let mut full = false;
         loop {
-            // Woken early by a full batch or a control message; otherwise on schedule.
-            std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
-            let full = self
-                .queue
-                .pending
-                .lock()
-                .map(|p| p.spans >= self.queue.batch)
-                .unwrap_or(false);
-            if full || Instant::now() >= next_export {
-                self.export_queued();
-                next_export = Instant::now() + self.settings.scheduled_delay;
+            // Woken early by a full batch or a control message; otherwise on schedule. A full
+            // batch left over from the last round is exported without waiting.
+            if !full {
+                std::thread::park_timeout(next_export.saturating_duration_since(Instant::now()));
+                full = self.queue_holds_a_batch();
             }
+            full = if Instant::now() >= next_export {
+                next_export = Instant::now() + self.settings.scheduled_delay;
+                self.export_queued(Drain::All)
+            } else if full {
+                self.export_queued(Drain::FullBatches)
+            } else {
+                false
+            };
             while let Ok(message) = self.control.try_recv() {
                 match message {
                     Control::Resource(resource) => self.exporter.set_resource(&resource),
                     Control::Flush(ack) => {
-                        self.export_queued();
+                        full = self.export_queued(Drain::All);
                         let _ = ack.send(());
                     }
                     Control::Shutdown(ack) => {
-                        self.export_queued();
+                        self.export_queued(Drain::All);
                         let _ = self
                             .exporter
                             .shutdown_with_timeout(self.settings.export_timeout);
@@ -389,15 +401,25 @@ impl<E: QueuedExporter> ExportLoop<E> {
         }
     }
 
-    /// Exports everything queued, in batches of at most a batch size of spans (a request's
-    /// spans stay in one batch).
-    fn export_queued(&mut self) {
+    fn queue_holds_a_batch(&self) -> bool {
+        self.queue
+            .pending
+            .lock()
+            .map(|p| p.spans >= self.queue.batch)
+            .unwrap_or(false)
+    }
+
+    /// Exports what is queued in batches of at most a batch size of spans (a request's spans
+    /// stay in one batch). Woken by a full batch, it leaves the last, partial batch queued: sent
+    /// at once, it would double the exports under steady load, and an export costs about as much
+    /// as encoding a hundred spans. Returns whether a full batch is queued again.
+    fn export_queued(&mut self, drain: Drain) -> bool {
         // The queue is left with room for a batch, allocated here rather than grown on the
         // request path.
         let room = Pending::with_room(self.settings.max_export_batch_size);
         let pending = match self.queue.pending.lock() {
             Ok(mut p) => std::mem::replace(&mut *p, room),
-            Err(_) => return,
+            Err(_) => return false,
         };
         let mut batch = Vec::new();
         let mut spans = 0;
@@ -410,9 +432,26 @@ impl<E: QueuedExporter> ExportLoop<E> {
             batch.push(item);
             spans += n;
         }
-        if spans > 0 {
-            self.export(batch, spans);
+        if spans == 0 {
+            return false;
         }
+        if drain == Drain::All || spans >= self.settings.max_export_batch_size {
+            self.export(batch, spans);
+            return false;
+        }
+        self.requeue_front(batch, spans)
+    }
+
+    /// Puts a partial batch back ahead of what was queued meanwhile, so that spans keep their
+    /// order; returns whether the queue now holds a full batch (the producers that filled it saw
+    /// it below one, and did not wake this thread).
+    fn requeue_front(&self, batch: Vec<Queued>, spans: usize) -> bool {
+        let Ok(mut p) = self.queue.pending.lock() else {
+            return false;
+        };
+        p.items.splice(0..0, batch);
+        p.spans += spans;
+        p.spans >= self.queue.batch
     }
 
     fn export(&mut self, batch: Vec<Queued>, spans: usize) {
@@ -426,5 +465,96 @@ impl<E: QueuedExporter> ExportLoop<E> {
             Ok(Err(_)) | Err(_) => &self.stats.failed,
         };
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::spans::SpanSink;
+    use opentelemetry::trace::SpanKind;
+    use opentelemetry_sdk::trace::Sampler;
+    use std::time::SystemTime;
+
+    /// Records the number of spans in each batch it is given.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<usize>>>);
+
+    impl SpanExporter for Recorder {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0
+                .lock()
+                .map_err(|_| OTelSdkError::AlreadyShutdown)?
+                .push(batch.len());
+            Ok(())
+        }
+    }
+
+    impl QueuedExporter for Recorder {}
+
+    fn five_spans(sink: &SpanSink) -> Vec<LiteSpan> {
+        let now = SystemTime::now();
+        let root = sink.start(None, "POST /predict", SpanKind::Server);
+        let mut spans: Vec<_> = (0..4)
+            .map(|_| {
+                LiteSpan::new(
+                    sink.child(&root),
+                    "step".into(),
+                    SpanKind::Internal,
+                    (now, now),
+                )
+            })
+            .collect();
+        spans.push(LiteSpan::new(
+            root,
+            "POST /predict".into(),
+            SpanKind::Server,
+            (now, now),
+        ));
+        spans
+    }
+
+    /// Polls until `done` holds, for at most five seconds.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn under_load_only_full_batches_are_sent_and_a_flush_sends_the_rest() {
+        let recorder = Recorder::default();
+        let batches = recorder.0.clone();
+        let settings = BatchSettings {
+            max_queue_size: 100,
+            max_export_batch_size: 12,
+            scheduled_delay: Duration::from_secs(3600),
+            export_timeout: Duration::from_secs(5),
+        };
+        let stats = Arc::new(ExportStats::default());
+        let processor = Arc::new(
+            BoundedBatchProcessor::start(move || Ok(recorder), settings, stats.clone())
+                .expect("export thread starts"),
+        );
+        let sink = SpanSink::new(Box::new(Sampler::AlwaysOn), "test", Some(processor.clone()));
+        let scope = InstrumentationScope::builder("test").build();
+        for _ in 0..5 {
+            processor.enqueue_lite(&scope, five_spans(&sink));
+        }
+        // 25 spans in requests of 5: two batches of 10 are full (a third request would not
+        // fit in 12); the last 5 wait for the schedule or a flush.
+        wait_until("two full batches", || {
+            stats.exported.load(Ordering::Relaxed) >= 20
+        });
+        assert_eq!(*batches.lock().expect("recorder lock"), vec![10, 10]);
+
+        SharedProcessor(processor.clone())
+            .force_flush()
+            .expect("flush");
+        assert_eq!(*batches.lock().expect("recorder lock"), vec![10, 10, 5]);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 25);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
     }
 }
