@@ -17,7 +17,7 @@ use std::sync::Arc;
 use opentelemetry::trace::{Event, SpanKind, Status};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use pipeline::telemetry::spans::LiteSpan;
+use pipeline::telemetry::spans::{LiteSpan, UnixNanos};
 use pipeline::telemetry::{SpanIds, SpanSink};
 
 use crate::error::ApiError;
@@ -60,7 +60,7 @@ struct RequestFacts {
 pub(crate) struct RequestTrace<'a> {
     sink: &'a SpanSink,
     ids: SpanIds,
-    start: SystemTime,
+    start: UnixNanos,
     facts: Option<RequestFacts>,
     spans: Vec<LiteSpan>,
 }
@@ -106,7 +106,7 @@ impl<'a> RequestTrace<'a> {
         Self {
             sink,
             ids,
-            start: SystemTime::now(),
+            start: SystemTime::now().into(),
             facts,
             spans: Vec::new(),
         }
@@ -134,6 +134,7 @@ impl<'a> RequestTrace<'a> {
         }
         // The server span and the four steps, in one allocation.
         self.spans.reserve_exact(5);
+        let wall = UnixNanos::from(wall);
         for (step, (name, (start, end))) in Step::NAMES.iter().zip(laps).enumerate() {
             let mut span = LiteSpan::new(
                 self.sink.child(&self.ids),
@@ -185,7 +186,12 @@ impl<'a> RequestTrace<'a> {
             return;
         };
         let end = SystemTime::now();
-        let mut server = LiteSpan::new(self.ids, facts.name, SpanKind::Server, (self.start, end));
+        let mut server = LiteSpan::new(
+            self.ids,
+            facts.name,
+            SpanKind::Server,
+            (self.start, end.into()),
+        );
         server
             .attribute("http.request.method", facts.method)
             .attribute("url.path", facts.path)

@@ -471,7 +471,7 @@ impl<E: QueuedExporter> ExportLoop<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::spans::SpanSink;
+    use crate::telemetry::spans::{SpanSink, UnixNanos};
     use opentelemetry::trace::SpanKind;
     use opentelemetry_sdk::trace::Sampler;
     use std::time::SystemTime;
@@ -493,7 +493,7 @@ mod tests {
     impl QueuedExporter for Recorder {}
 
     fn five_spans(sink: &SpanSink) -> Vec<LiteSpan> {
-        let now = SystemTime::now();
+        let now = UnixNanos::from(SystemTime::now());
         let root = sink.start(None, "POST /predict", SpanKind::Server);
         let mut spans: Vec<_> = (0..4)
             .map(|_| {

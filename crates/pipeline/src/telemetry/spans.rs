@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
@@ -205,6 +205,39 @@ impl From<std::borrow::Cow<'static, str>> for LiteValue {
     }
 }
 
+/// A time as OTLP carries it: nanoseconds since the Unix epoch. A request converts its wall clock
+/// once and adds its steps' offsets (a `SystemTime` conversion is a call of some sixty
+/// instructions, and a request's spans have ten times).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnixNanos(pub u64);
+
+impl From<SystemTime> for UnixNanos {
+    /// Saturates in the year 2554, as OTLP's `fixed64` field does; times before 1970 are 0.
+    fn from(t: SystemTime) -> Self {
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        Self(
+            d.as_secs()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(d.subsec_nanos())),
+        )
+    }
+}
+
+impl std::ops::Add<Duration> for UnixNanos {
+    type Output = Self;
+
+    fn add(self, offset: Duration) -> Self {
+        let offset = u64::try_from(offset.as_nanos()).unwrap_or(u64::MAX);
+        Self(self.0.saturating_add(offset))
+    }
+}
+
+impl From<UnixNanos> for SystemTime {
+    fn from(t: UnixNanos) -> Self {
+        UNIX_EPOCH + Duration::from_nanos(t.0)
+    }
+}
+
 /// Attributes a [`LiteSpan`] holds at most; more are counted as dropped, as the SDK's span
 /// limits would.
 pub const LITE_ATTRIBUTES: usize = 8;
@@ -218,8 +251,8 @@ pub struct LiteSpan {
     pub(crate) ids: SpanIds,
     pub(crate) name: Cow<'static, str>,
     pub(crate) kind: SpanKind,
-    pub(crate) start: SystemTime,
-    pub(crate) end: SystemTime,
+    pub(crate) start: UnixNanos,
+    pub(crate) end: UnixNanos,
     attributes: [(&'static str, LiteValue); LITE_ATTRIBUTES],
     len: u8,
     pub(crate) dropped_attributes: u32,
@@ -233,7 +266,7 @@ impl LiteSpan {
         ids: SpanIds,
         name: Cow<'static, str>,
         kind: SpanKind,
-        (start, end): (SystemTime, SystemTime),
+        (start, end): (UnixNanos, UnixNanos),
     ) -> Self {
         Self {
             ids,
@@ -288,8 +321,8 @@ impl LiteSpan {
             parent_span_is_remote: self.ids.parent_is_remote,
             span_kind: self.kind.clone(),
             name: self.name.clone(),
-            start_time: self.start,
-            end_time: self.end,
+            start_time: self.start.into(),
+            end_time: self.end.into(),
             attributes: self
                 .attributes()
                 .iter()
@@ -318,6 +351,21 @@ mod tests {
             true,
             TraceState::NONE,
         ))
+    }
+
+    #[test]
+    fn unix_nanos_convert_both_ways_and_saturate() {
+        let t = UNIX_EPOCH + Duration::from_nanos(1_795_000_000_123_456_789);
+        let n = UnixNanos::from(t);
+        assert_eq!(n.0, 1_795_000_000_123_456_789);
+        assert_eq!(SystemTime::from(n), t);
+        assert_eq!(
+            (n + Duration::from_micros(250)).0,
+            1_795_000_000_123_706_789
+        );
+        assert_eq!((n + Duration::MAX).0, u64::MAX);
+        let before_1970 = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(UnixNanos::from(before_1970).0, 0);
     }
 
     #[test]
