@@ -2,7 +2,9 @@
 """Load benchmark of `serve` with wrk: telemetry all on vs all off, in one run, same bodies.
 
 All on: 100% sampling, OTLP/HTTP export to a local sink, JSON logs to stdout (a file) and to a
-rolling log file. All off: `--telemetry off` (no logs, no spans, no metrics). Bodies are the
+rolling log file. All off: `--telemetry off` (no logs, no spans, no metrics). With `--sampled R`,
+also all on with a ratio R of the traces sampled (`parentbased_traceidratio`): the lever a
+deployment has when the full cost is too much. Bodies are the
 1,590 test documents of the 4 rec.* groups as `{"text": ...}`, posted round-robin by the BentoML
 peer's own wrk script (`../shared/peer/bodies.lua`), so the peer's figures compare directly.
 Also reports readiness time after start, peak RSS, and the CPU time the server and the OTLP sink
@@ -12,7 +14,7 @@ server's. Loopback only.
 
     python3 bench/serve_bench.py --archive ARCHIVE [--duration 10] [--conns 1 8 32] [--peer]
 """
-import argparse, json, os, re, signal, socket, subprocess, sys, tarfile, tempfile, time
+import argparse, json, os, re, signal, socket, statistics, subprocess, sys, tarfile, tempfile, time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,17 +68,20 @@ def rss(pid):
     return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
 
 
-def start_server(serve, model, port, mode, tmp, sink_port):
+def start_server(serve, model, port, mode, tmp, sink_port, ratio=1.0):
+    """mode: "off" (`--telemetry off`), "on" (everything on, `ratio` of the traces sampled)."""
     env = dict(os.environ)
     for k in list(env):
         if k.startswith("OTEL_") or k == "RUST_LOG":
             del env[k]
     args = [serve, "--model", model, "--addr", f"127.0.0.1:{port}"]
-    if mode == "on":
-        logdir = os.path.join(tmp, "logs")
+    if mode != "off":
+        logdir = os.path.join(tmp, f"logs-{mode}")
         args += ["--log-dir", logdir]
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}", OTEL_TRACES_SAMPLER="always_on",
                    RUST_LOG="info")
+        if ratio < 1.0:
+            env.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=str(ratio))
     else:
         args += ["--telemetry", "off"]
     out = open(os.path.join(tmp, f"serve-{mode}.stdout"), "w")
@@ -136,6 +141,13 @@ def run_peer(conns):
     return results
 
 
+def median_run(rs):
+    """Each figure of a point, the median over its rounds (non-2xx: the total)."""
+    out = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p90", "p99", "server_cpu_s", "sink_cpu_s")}
+    out["non2xx"] = sum(r["non2xx"] for r in rs)
+    return out
+
+
 def server_args(description):
     """The arguments every serve benchmark takes: the archive, the binary and the model."""
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,7 +161,11 @@ def main():
     ap = server_args(__doc__)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--conns", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the interleaved runs; each figure is then the median of its rounds")
     ap.add_argument("--peer", action="store_true", help="also run ../shared/peer/run.sh (BentoML) with the same bodies")
+    ap.add_argument("--sampled", type=float, metavar="RATIO",
+                    help="also measure everything on with this ratio of traces sampled (parentbased_traceidratio)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="serve-bench-")
     bodies = os.path.join(tmp, "bodies.jsonl")
@@ -157,20 +173,29 @@ def main():
     sink_port = free_port()
     sink = start_sink(sink_port)
 
-    servers, results = {}, {"on": {}, "off": {}}
-    for mode in ("off", "on"):
+    modes = ["off", "on"] + ([f"on, {a.sampled:g} sampled"] if a.sampled is not None else [])
+    servers, results = {}, {m: {} for m in modes}
+    for mode in modes:
         port = free_port()
-        proc, ready = start_server(a.serve, a.model, port, mode, tmp, sink_port)
+        ratio = a.sampled if mode not in ("off", "on") else 1.0
+        slug = mode if mode in ("off", "on") else "sampled"  # names its stdout and log files
+        proc, ready = start_server(a.serve, a.model, port, slug, tmp, sink_port, ratio)
         servers[mode] = (proc, port, ready)
         wrk(port, 8, 3, bodies)  # warm-up
-    for c in a.conns:  # interleaved, so both modes see the same machine
-        for mode in ("off", "on"):
-            pid = servers[mode][0].pid
-            server_cpu, sink_cpu = cpu_seconds(pid), cpu_seconds(sink.pid)
-            results[mode][c] = r = wrk(servers[mode][1], c, a.duration, bodies)
-            r["server_cpu_s"] = cpu_seconds(pid) - server_cpu
-            r["sink_cpu_s"] = cpu_seconds(sink.pid) - sink_cpu
-            print(f"{mode:>3} c={c:<3} {r}", flush=True)
+    runs = {m: {c: [] for c in a.conns} for m in modes}
+    for round_ in range(a.rounds):
+        for c in a.conns:  # interleaved, so every mode sees the same machine
+            for mode in modes:
+                pid = servers[mode][0].pid
+                server_cpu, sink_cpu = cpu_seconds(pid), cpu_seconds(sink.pid)
+                r = wrk(servers[mode][1], c, a.duration, bodies)
+                r["server_cpu_s"] = cpu_seconds(pid) - server_cpu
+                r["sink_cpu_s"] = cpu_seconds(sink.pid) - sink_cpu
+                runs[mode][c].append(r)
+                print(f"round {round_ + 1} {mode:>3} c={c:<3} {r}", flush=True)
+    for mode in modes:
+        for c in a.conns:
+            results[mode][c] = median_run(runs[mode][c])
     memory = {}
     for mode, (proc, port, ready) in servers.items():
         memory[mode] = rss(proc.pid)
@@ -186,7 +211,7 @@ def main():
     print("| connections | telemetry | requests/s | p50 ms | p90 ms | p99 ms | non-2xx | server CPU µs/request | sink CPU s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for c in a.conns:
-        for mode in ("on", "off"):
+        for mode in reversed(modes):
             r = results[mode][c]
             per_request = 1e6 * r["server_cpu_s"] / max(1.0, r["rps"] * a.duration)
             print(f"| {c} | {mode} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} | {r['non2xx']} "
@@ -198,6 +223,11 @@ def main():
     for c in a.conns:
         on, off = results["on"][c], results["off"][c]
         line = f"c={c}: telemetry cost {100 * (1 - on['rps'] / off['rps']):.1f}% of throughput"
+        if a.rounds > 1:
+            costs = [100 * (1 - n["rps"] / f["rps"]) for n, f in zip(runs["on"][c], runs["off"][c])]
+            line += f" (of medians; by round: {', '.join(f'{x:.1f}%' for x in costs)})"
+        for mode in modes[2:]:
+            line += f" ({mode}: {100 * (1 - results[mode][c]['rps'] / off['rps']):.1f}%)"
         if c in peer:
             line += (f"; vs BentoML: {on['rps'] / peer[c]['rps']:.0f}x requests/s, "
                      f"p99 {on['p99'] / peer[c]['p99']:.4f} of the peer's")
@@ -206,8 +236,8 @@ def main():
         print(f"telemetry {mode}: ready {ready * 1000:.0f} ms after start; RSS {memory[mode][0] / 2**20:.1f} MiB, "
               f"peak {memory[mode][1] / 2**20:.1f} MiB")
     sink_cpu = sum(results["on"][c]["sink_cpu_s"] for c in a.conns)
-    print(f"OTLP sink received {sink_stats['requests']} export requests, {sink_stats['bytes'] / 2**20:.1f} MiB, "
-          f"using {sink_cpu:.2f} CPU-s during the measured runs with telemetry on")
+    print(f"OTLP sink received {sink_stats['requests']} export requests, {sink_stats['bytes'] / 2**20:.1f} MiB "
+          f"(every mode, warm-ups included), using {sink_cpu:.2f} CPU-s during the measured runs with telemetry on")
 
 
 if __name__ == "__main__":
