@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use std::sync::Arc;
 
 use pipeline::preprocess::tokenize::decode_text;
 use pipeline::{ModelFile, Prediction};
@@ -19,23 +18,23 @@ use crate::error::ApiError;
 use crate::observe::{Route, Step};
 use crate::trace_context::{RequestTrace, StepFacts};
 
-/// Span attribute values that are the same for many requests, made once (shared, not copied).
+/// Span attribute values that are the same for many requests, made once per loaded model.
+///
+/// Leaked, so that spans hold them as `&'static str`: a few bytes per model (a server loads one),
+/// where a shared `Arc<str>` had its count raised by a worker and lowered by the export thread
+/// for every request, a cache line passed between cores each time.
 #[derive(Debug)]
 pub(crate) struct SpanValues {
-    labels: Vec<Arc<str>>,
-    weighting: Arc<str>,
+    labels: Vec<&'static str>,
+    weighting: &'static str,
 }
 
 impl SpanValues {
     pub(crate) fn new(model: &ModelFile) -> Self {
+        let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
         Self {
-            labels: model
-                .model
-                .categories()
-                .iter()
-                .map(|c| Arc::from(c.as_str()))
-                .collect(),
-            weighting: Arc::from(model.model.weighting().to_string()),
+            labels: model.model.categories().iter().map(|c| leak(c)).collect(),
+            weighting: leak(&model.model.weighting().to_string()),
         }
     }
 }
@@ -88,13 +87,9 @@ pub(crate) async fn predict(
             terms: counts.indices.len(),
             oov_tokens: counts.out_of_vocabulary,
             oov_ratio: counts.out_of_vocabulary_ratio(),
-            weighting: values.weighting.clone(),
+            weighting: values.weighting,
             features: features.indices.len(),
-            label: values
-                .labels
-                .get(prediction.label)
-                .cloned()
-                .unwrap_or_else(|| Arc::from("")),
+            label: values.labels.get(prediction.label).copied().unwrap_or(""),
             confidence: prediction.confidence(),
         };
         trace.add_steps(clock.wall, clock.laps, &facts);

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use std::sync::Arc;
 
 use opentelemetry::trace::{Event, SpanKind, Status};
 use opentelemetry::{Context, KeyValue, Value};
@@ -72,9 +71,9 @@ pub(crate) struct StepFacts {
     pub terms: usize,
     pub oov_tokens: usize,
     pub oov_ratio: f64,
-    pub weighting: Arc<str>,
+    pub weighting: &'static str,
     pub features: usize,
-    pub label: Arc<str>,
+    pub label: &'static str,
     pub confidence: f64,
 }
 
@@ -151,10 +150,10 @@ impl<'a> RequestTrace<'a> {
                     .attribute("document.oov_tokens", facts.oov_tokens as i64)
                     .attribute("document.oov_ratio", facts.oov_ratio),
                 2 => span
-                    .attribute("model.weighting", facts.weighting.clone())
+                    .attribute("model.weighting", facts.weighting)
                     .attribute("document.features", facts.features as i64),
                 _ => span
-                    .attribute("model.label", facts.label.clone())
+                    .attribute("model.label", facts.label)
                     .attribute("model.confidence", facts.confidence),
             };
             self.spans.push(span);
