@@ -52,7 +52,7 @@ bench-serve: ## wrk load, telemetry on vs off, beside the BentoML peer (loopback
 	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
 	@test -f $(MODEL) || $(MAKE) train
 	$(CARGO) build --release -p serve --bin serve --example otlp_sink
-	python3 bench/serve_bench.py --archive "$(or $(NEWSGROUPS_ARCHIVE),data/20news-bydate.tar.gz)" --model $(MODEL) --rounds 3 --sampled 0.1 --peer
+	python3 bench/serve_bench.py --archive "$(or $(NEWSGROUPS_ARCHIVE),data/20news-bydate.tar.gz)" --model $(MODEL) --duration 5 --rounds 5 --sampled 0.1 --peer
 
 e2e: tools ## End to end on loopback: serve + loadgen + a real Prometheus with the deployed rules and dashboards' queries, traces and logs linked
 	$(CARGO) build --release -p serve -p loadgen -p train

@@ -184,8 +184,11 @@ def main():
         wrk(port, 8, 3, bodies)  # warm-up
     runs = {m: {c: [] for c in a.conns} for m in modes}
     for round_ in range(a.rounds):
-        for c in a.conns:  # interleaved, so every mode sees the same machine
-            for mode in modes:
+        # Interleaved, so every mode sees the same machine; the order turns each round, so no
+        # mode always runs right after the same one.
+        order = modes[round_ % len(modes):] + modes[:round_ % len(modes)]
+        for c in a.conns:
+            for mode in order:
                 pid = servers[mode][0].pid
                 server_cpu, sink_cpu = cpu_seconds(pid), cpu_seconds(sink.pid)
                 r = wrk(servers[mode][1], c, a.duration, bodies)
@@ -222,12 +225,14 @@ def main():
     print()
     for c in a.conns:
         on, off = results["on"][c], results["off"][c]
-        line = f"c={c}: telemetry cost {100 * (1 - on['rps'] / off['rps']):.1f}% of throughput"
-        if a.rounds > 1:
-            costs = [100 * (1 - n["rps"] / f["rps"]) for n, f in zip(runs["on"][c], runs["off"][c])]
-            line += f" (of medians; by round: {', '.join(f'{x:.1f}%' for x in costs)})"
-        for mode in modes[2:]:
-            line += f" ({mode}: {100 * (1 - results[mode][c]['rps'] / off['rps']):.1f}%)"
+        line = f"c={c}: telemetry cost"
+        for mode in modes[1:]:
+            # Each round's on and off ran one after the other: their ratio is steadier than the
+            # ratio of medians when the machine's speed drifts between rounds.
+            costs = [100 * (1 - n["rps"] / f["rps"]) for n, f in zip(runs[mode][c], runs["off"][c])]
+            line += f" [{mode}] {statistics.median(costs):.1f}% of throughput"
+            if len(costs) > 1:
+                line += f" (median; by round: {', '.join(f'{x:.1f}%' for x in costs)})"
         if c in peer:
             line += (f"; vs BentoML: {on['rps'] / peer[c]['rps']:.0f}x requests/s, "
                      f"p99 {on['p99'] / peer[c]['p99']:.4f} of the peer's")
