@@ -57,7 +57,7 @@ pub struct App {
     health: Bytes,
     metrics: Option<(
         Scrape,
-        metrics_exporter_prometheus::PrometheusHandle,
+        pipeline::telemetry::MetricsHandle,
         pipeline::telemetry::LogDrops,
     )>,
 }
@@ -71,7 +71,7 @@ impl App {
         let model_metrics = ModelMetrics::new(&model.metadata);
         let span_values = crate::predict::SpanValues::new(&model);
         let health = Bytes::from(health_json(&model));
-        let metrics = telemetry.map(|t| (Scrape::new(t), t.prometheus.clone(), t.log_drops()));
+        let metrics = telemetry.map(|t| (Scrape::new(t), t.metrics.clone(), t.log_drops()));
         Arc::new(Self {
             permits: tokio::sync::Semaphore::new(limits.max_concurrency as usize),
             requests: RequestMetrics::default(),

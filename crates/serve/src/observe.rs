@@ -502,7 +502,7 @@ impl Scrape {
     pub fn render(
         &self,
         telemetry_dropped_logs: u64,
-        handle: &metrics_exporter_prometheus::PrometheusHandle,
+        handle: &pipeline::telemetry::MetricsHandle,
     ) -> String {
         self.process.collect();
         self.runtime();

@@ -10,6 +10,7 @@
 //! headers) but nothing is exported.
 
 pub mod export;
+pub mod histograms;
 pub mod json_log;
 pub mod otlp;
 pub mod spans;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -31,6 +32,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, Registry};
 
 pub use export::{BatchSettings, ExportStats};
+pub use histograms::MetricsHandle;
 pub use spans::{SpanIds, SpanSink};
 
 /// What the binary wants from telemetry.
@@ -44,8 +46,8 @@ pub struct TelemetryConfig {
     pub log_file_prefix: &'static str,
     /// Log filter when `RUST_LOG` is not set.
     pub default_log_filter: &'static str,
-    /// Histogram bucket bounds per metric name; histograms not listed render as summaries, so
-    /// list every histogram.
+    /// Histogram bucket bounds per metric name ([`histograms`] records these); histograms not
+    /// listed render as summaries, so list every histogram.
     pub histogram_buckets: Vec<(&'static str, Vec<f64>)>,
 }
 
@@ -103,7 +105,7 @@ impl LogDrops {
 #[derive(Debug)]
 pub struct Telemetry {
     /// Renders `/metrics`.
-    pub prometheus: PrometheusHandle,
+    pub metrics: MetricsHandle,
     /// Span export counters (dropped, exported, failed).
     pub export_stats: Arc<ExportStats>,
     /// Where spans go.
@@ -117,7 +119,7 @@ pub struct Telemetry {
 impl Telemetry {
     /// Installs the metrics recorder, the tracer provider and the log subscriber, globally.
     pub fn init(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
-        let prometheus = install_prometheus(&config.histogram_buckets)?;
+        let metrics = install_metrics(&config.histogram_buckets)?;
         let export_stats = Arc::new(ExportStats::default());
         let trace_export = trace_export_from_env();
         let (provider, span_sink) = match &trace_export {
@@ -211,7 +213,7 @@ impl Telemetry {
             .try_init()
             .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
         Ok(Self {
-            prometheus,
+            metrics,
             export_stats,
             trace_export,
             provider,
@@ -271,23 +273,20 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-fn install_prometheus(
-    buckets: &[(&'static str, Vec<f64>)],
-) -> Result<PrometheusHandle, TelemetryError> {
-    let mut builder = PrometheusBuilder::new();
-    for (name, bounds) in buckets {
-        builder = builder
-            .set_buckets_for_metric(Matcher::Full((*name).to_owned()), bounds)
-            .map_err(|e| TelemetryError::Metrics(format!("{name}: {e}")))?;
-    }
-    builder
-        .install_recorder()
-        .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))
-        .and_then(start_upkeep)
+fn install_metrics(buckets: &[(&'static str, Vec<f64>)]) -> Result<MetricsHandle, TelemetryError> {
+    let exporter = PrometheusBuilder::new().build_recorder();
+    let prometheus = exporter.handle();
+    let recorder = histograms::BucketedRecorder::new(exporter, buckets)
+        .map_err(|e| TelemetryError::Metrics(e.to_string()))?;
+    let histograms = recorder.histograms();
+    metrics::set_global_recorder(recorder)
+        .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
+    let prometheus = start_upkeep(prometheus)?;
+    Ok(MetricsHandle::new(prometheus, histograms))
 }
 
-/// Histogram samples pile up in the recorder until upkeep folds them into buckets: without it,
-/// memory grows with every request until the next scrape (and forever if nobody scrapes).
+/// Samples of histograms without buckets pile up in the exporter until upkeep folds them:
+/// without it, memory grows with every sample until the next scrape (forever if nobody scrapes).
 fn start_upkeep(handle: PrometheusHandle) -> Result<PrometheusHandle, TelemetryError> {
     let upkeep = handle.clone();
     std::thread::Builder::new()
