@@ -115,10 +115,14 @@ impl App {
             .map(|sink| RequestTrace::start(sink, &req, method, route, || path.clone()));
         let context = trace.as_ref().map(RequestTrace::context);
         let active = self.requests.start(route);
-        let work = self.dispatch(req, route, trace.as_mut());
-        let outcome = match context.clone() {
-            Some(cx) => work.with_context(cx).await,
-            None => work.await,
+        // Pinned in place: wrapping the future itself would copy all of it (hundreds of bytes)
+        // into the wrapper on every request.
+        let outcome = {
+            let mut work = std::pin::pin!(self.dispatch(req, route, trace.as_mut()));
+            match context.clone() {
+                Some(cx) => work.as_mut().with_context(cx).await,
+                None => work.await,
+            }
         };
         // The access line below is written in the request's trace context too.
         let _in_trace = context.map(opentelemetry::Context::attach);
