@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use opentelemetry::trace::{TraceContextExt, TraceId};
@@ -46,6 +46,9 @@ struct Shared<W> {
     writers: Vec<W>,
     drop_counters: Vec<ErrorCounter>,
     pending: Mutex<Pending>,
+    /// Held while a chunk is written, and taken before `pending` is released, so chunks reach
+    /// the writers in order while other threads go on adding lines. Holds the spare buffer.
+    writing: Mutex<Pending>,
     dropped_lines: AtomicU64,
 }
 
@@ -63,6 +66,7 @@ impl<W> JsonLogLayer<W> {
                 writers: vec![writer],
                 drop_counters: Vec::new(),
                 pending: Mutex::new(Pending::default()),
+                writing: Mutex::new(Pending::default()),
                 dropped_lines: AtomicU64::new(0),
             }),
         }
@@ -119,28 +123,35 @@ where
         pending.bytes.extend_from_slice(line.as_bytes());
         pending.lines += 1;
         if pending.bytes.len() >= CHUNK_BYTES {
-            self.hand_over(&mut pending);
+            self.hand_over(pending);
         }
     }
 
     fn flush(&self) {
-        if let Ok(mut pending) = self.pending.lock() {
-            self.hand_over(&mut pending);
+        if let Ok(pending) = self.pending.lock() {
+            self.hand_over(pending);
         }
     }
 
-    /// Writes the waiting lines to every writer (under the lock, so chunks keep their order).
-    fn hand_over(&self, pending: &mut Pending) {
+    /// Swaps the waiting lines out and writes them to every writer after releasing `pending`:
+    /// writing a chunk copies it once per writer, and other threads logging meanwhile used to
+    /// wait for that (a futex sleep and wake-up on a busy worker).
+    fn hand_over(&self, mut pending: MutexGuard<'_, Pending>) {
         if pending.bytes.is_empty() {
             return;
         }
+        let Ok(mut chunk) = self.writing.lock() else {
+            return;
+        };
+        std::mem::swap(&mut *pending, &mut *chunk);
+        drop(pending);
         let before: usize = self
             .drop_counters
             .iter()
             .map(ErrorCounter::dropped_lines)
             .sum();
         for writer in &self.writers {
-            let _ = writer.make_writer().write_all(&pending.bytes);
+            let _ = writer.make_writer().write_all(&chunk.bytes);
         }
         let after: usize = self
             .drop_counters
@@ -149,9 +160,9 @@ where
             .sum();
         let chunks_dropped = after.saturating_sub(before) as u64;
         self.dropped_lines
-            .fetch_add(chunks_dropped * pending.lines, Ordering::Relaxed);
-        pending.bytes.clear();
-        pending.lines = 0;
+            .fetch_add(chunks_dropped * chunk.lines, Ordering::Relaxed);
+        chunk.bytes.clear();
+        chunk.lines = 0;
     }
 }
 
@@ -534,5 +545,47 @@ mod tests {
                 .is_some_and(|t| t.len() == 27 && t.ends_with('Z'))
         );
         assert!(v.get("trace_id").is_none(), "no span, no trace id");
+    }
+
+    #[test]
+    fn lines_from_threads_logging_at_once_arrive_whole_once_and_in_order_per_thread() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let out = Captured::default();
+        let layer = JsonLogLayer::new(out.clone());
+        let flush = layer.flusher(None);
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::Registry::default().with(layer));
+        // Several chunks' worth (lines of about 150 bytes), from four threads at once.
+        let (threads, per_thread) = (4u64, 2_500u64);
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let dispatch = dispatch.clone();
+                s.spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        for i in 0..per_thread {
+                            tracing::info!(thread = t, seq = i, "a line");
+                        }
+                    });
+                });
+            }
+        });
+        flush.flush();
+        let bytes = out.0.lock().map(|v| v.clone()).unwrap_or_default();
+        assert!(
+            bytes.len() > 2 * CHUNK_BYTES,
+            "several chunks: {}",
+            bytes.len()
+        );
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        let mut next = vec![0u64; threads as usize];
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("whole JSON lines");
+            let (t, seq) = (v["thread"].as_u64(), v["seq"].as_u64());
+            let (Some(t), Some(seq)) = (t, seq) else {
+                panic!("fields missing: {line}");
+            };
+            assert_eq!(seq, next[t as usize], "thread {t} out of order or repeated");
+            next[t as usize] += 1;
+        }
+        assert_eq!(next, vec![per_thread; threads as usize], "every line, once");
     }
 }
