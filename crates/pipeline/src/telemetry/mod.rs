@@ -10,9 +10,9 @@
 //! headers) but nothing is exported.
 
 pub mod export;
-pub mod histograms;
 pub mod json_log;
 pub mod otlp;
+pub mod sharded_metrics;
 pub mod spans;
 
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, Registry};
 
 pub use export::{BatchSettings, ExportStats};
-pub use histograms::MetricsHandle;
+pub use sharded_metrics::MetricsHandle;
 pub use spans::{SpanIds, SpanSink};
 
 /// What the binary wants from telemetry.
@@ -46,7 +46,7 @@ pub struct TelemetryConfig {
     pub log_file_prefix: &'static str,
     /// Log filter when `RUST_LOG` is not set.
     pub default_log_filter: &'static str,
-    /// Histogram bucket bounds per metric name ([`histograms`] records these); histograms not
+    /// Histogram bucket bounds per metric name ([`sharded_metrics`] records these); histograms not
     /// listed render as summaries, so list every histogram.
     pub histogram_buckets: Vec<(&'static str, Vec<f64>)>,
 }
@@ -276,13 +276,13 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
 fn install_metrics(buckets: &[(&'static str, Vec<f64>)]) -> Result<MetricsHandle, TelemetryError> {
     let exporter = PrometheusBuilder::new().build_recorder();
     let prometheus = exporter.handle();
-    let recorder = histograms::BucketedRecorder::new(exporter, buckets)
+    let recorder = sharded_metrics::BucketedRecorder::new(exporter, buckets)
         .map_err(|e| TelemetryError::Metrics(e.to_string()))?;
-    let histograms = recorder.histograms();
+    let sharded = recorder.sharded();
     metrics::set_global_recorder(recorder)
         .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
     let prometheus = start_upkeep(prometheus)?;
-    Ok(MetricsHandle::new(prometheus, histograms))
+    Ok(MetricsHandle::new(prometheus, sharded))
 }
 
 /// Samples of histograms without buckets pile up in the exporter until upkeep folds them:

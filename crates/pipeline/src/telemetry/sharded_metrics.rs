@@ -1,17 +1,19 @@
-//! Bucketed Prometheus histograms behind the `metrics` facade, recorded with one relaxed add
-//! into the recording thread's own shard.
+//! Counters and bucketed Prometheus histograms behind the `metrics` facade, updated with plain
+//! adds into the updating thread's own shard.
 //!
-//! Why not the exporter's own histograms: `metrics-exporter-prometheus` keeps every sample (a
-//! lock-free list of 64-value blocks, an epoch pin and a timestamp per sample, a generation
-//! counter shared by all threads) and folds them into buckets at upkeep. With ten samples per
-//! request on two worker threads, that was the largest single cost of telemetry under load (about
-//! 1 µs per request, `perf` at 32 connections), mostly cache lines bouncing between the cores.
-//! Here the bucket bounds are known up front (they must be: a histogram without them would render
-//! as a summary), so a sample is a bucket search and two uncontended atomic adds.
+//! Why not the exporter's own: `metrics-exporter-prometheus` keeps every histogram sample (a
+//! lock-free list of 64-value blocks, an epoch pin and a timestamp per sample) and folds them into
+//! buckets at upkeep, and every update of any of its metrics also bumps a generation counter
+//! shared by all threads. With ten histogram samples and two counter increments per request on
+//! two worker threads, that was the largest single cost of telemetry under load (about 1.5 µs per
+//! request, `perf` at 32 connections), mostly cache lines moving between the cores. Here a
+//! histogram's bucket bounds are known up front (they must be: without them the exporter renders
+//! a summary), so a sample is a bucket search and two adds to lines no other thread writes.
 //!
-//! [`BucketedRecorder`] wraps the exporter's recorder: histograms with configured buckets are
-//! kept here, everything else (counters, gauges, other histograms) goes to the exporter.
-//! [`MetricsHandle::render`] appends these histograms to the exporter's text, in the same format.
+//! [`BucketedRecorder`] wraps the exporter's recorder: counters and the histograms with
+//! configured buckets are kept here; gauges (set, not summed, so there is nothing to shard) and
+//! other histograms go to the exporter. [`MetricsHandle::render`] appends what is kept here to the
+//! exporter's text, in the same format.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -19,7 +21,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use metrics::{
-    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use metrics_exporter_prometheus::formatting::{
@@ -165,6 +168,60 @@ impl Series {
     }
 }
 
+/// One label set of one counter: a count per shard, plus a floor that
+/// [`CounterFn::absolute`] raises.
+pub struct ShardedCounter {
+    lines: Box<[Line]>,
+    floor: AtomicU64,
+}
+
+impl std::fmt::Debug for ShardedCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardedCounter")
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
+impl Default for ShardedCounter {
+    fn default() -> Self {
+        Self {
+            lines: (0..shard_count()).map(|_| Line::default()).collect(),
+            floor: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ShardedCounter {
+    fn increments(&self) -> u64 {
+        self.lines
+            .iter()
+            .map(|l| l.0[0].load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
+    /// The count: what `absolute` set, plus the increments since.
+    pub fn value(&self) -> u64 {
+        self.floor
+            .load(Ordering::Relaxed)
+            .wrapping_add(self.increments())
+    }
+}
+
+impl CounterFn for ShardedCounter {
+    fn increment(&self, value: u64) {
+        let (shard, owned) = my_shard();
+        add(&self.lines[shard].0[0], owned, |n| n.wrapping_add(value));
+    }
+
+    /// Raises the count to `value` if it is lower (a counter never goes down), as the exporter
+    /// does; used for counts kept elsewhere, such as the process's CPU time.
+    fn absolute(&self, value: u64) {
+        self.floor
+            .fetch_max(value.saturating_sub(self.increments()), Ordering::Relaxed);
+    }
+}
+
 impl HistogramFn for Series {
     /// A value equal to a bound counts in that bound's bucket (`le`, as Prometheus defines it).
     /// NaN counts in +Inf only and leaves the sum alone, so one bad sample cannot poison it.
@@ -187,6 +244,7 @@ impl HistogramFn for Series {
 #[derive(Debug, Default)]
 struct Registry {
     series: HashMap<Key, Arc<Series>>,
+    counters: HashMap<Key, Arc<ShardedCounter>>,
     descriptions: HashMap<String, (Option<Unit>, SharedString)>,
 }
 
@@ -196,7 +254,8 @@ struct Shared {
     registry: Mutex<Registry>,
 }
 
-/// A recorder that keeps the histograms listed with their buckets and passes the rest on.
+/// A recorder that keeps counters and the histograms listed with their buckets, and passes the
+/// rest on.
 #[derive(Debug)]
 pub struct BucketedRecorder<R> {
     inner: R,
@@ -204,8 +263,8 @@ pub struct BucketedRecorder<R> {
 }
 
 impl<R: Recorder> BucketedRecorder<R> {
-    /// Histograms named in `buckets` are recorded here with those bounds; all else goes to
-    /// `inner`.
+    /// Counters, and histograms named in `buckets` (with those bounds), are kept here; gauges
+    /// and other histograms go to `inner`.
     pub fn new(inner: R, buckets: &[(&'static str, Vec<f64>)]) -> Result<Self, BucketError> {
         let mut bounds = HashMap::new();
         for (name, list) in buckets {
@@ -221,15 +280,18 @@ impl<R: Recorder> BucketedRecorder<R> {
         })
     }
 
-    /// Renders these histograms; pair it with the exporter's handle in a [`MetricsHandle`].
-    pub fn histograms(&self) -> Histograms {
-        Histograms(self.shared.clone())
+    /// Renders what is kept here; pair it with the exporter's handle in a [`MetricsHandle`].
+    pub fn sharded(&self) -> ShardedMetrics {
+        ShardedMetrics(self.shared.clone())
     }
 }
 
 impl<R: Recorder> Recorder for BucketedRecorder<R> {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
-        self.inner.describe_counter(key, unit, description);
+        let mut registry = self.shared.lock();
+        registry
+            .descriptions
+            .insert(key.as_str().to_owned(), (unit, description));
     }
 
     fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
@@ -247,8 +309,10 @@ impl<R: Recorder> Recorder for BucketedRecorder<R> {
         }
     }
 
-    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
-        self.inner.register_counter(key, metadata)
+    fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
+        let mut registry = self.shared.lock();
+        let counter = registry.counters.entry(key.clone()).or_default().clone();
+        Counter::from_arc(counter)
     }
 
     fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
@@ -275,15 +339,17 @@ impl Shared {
     }
 }
 
-/// Read access to the histograms of a [`BucketedRecorder`].
+/// Read access to the counters and histograms of a [`BucketedRecorder`].
 #[derive(Debug, Clone)]
-pub struct Histograms(Arc<Shared>);
+pub struct ShardedMetrics(Arc<Shared>);
 
-impl Histograms {
-    /// Appends every histogram in the Prometheus text format: per name, `# HELP` and `# TYPE`,
-    /// then per label set (sorted) the cumulative `_bucket` series, `_sum` and `_count`.
+impl ShardedMetrics {
+    /// Appends every counter and histogram in the Prometheus text format: per name (sorted),
+    /// `# HELP` and `# TYPE`, then per label set (sorted) the value, or for a histogram the
+    /// cumulative `_bucket` series, `_sum` and `_count`.
     pub fn render_into(&self, out: &mut String) {
         let registry = self.0.lock();
+        render_counters(out, &registry);
         let mut by_name: Vec<(&str, Vec<(String, &Series)>)> = Vec::new();
         let mut keys: Vec<&Key> = registry.series.keys().collect();
         keys.sort_by(|a, b| a.name().cmp(b.name()));
@@ -309,6 +375,42 @@ impl Histograms {
     }
 }
 
+fn render_counters(out: &mut String, registry: &Registry) {
+    let mut keys: Vec<(&str, String, &ShardedCounter)> = registry
+        .counters
+        .iter()
+        .map(|(key, c)| (key.name(), label_text(key), &**c))
+        .collect();
+    keys.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut previous = None;
+    for (name, labels, counter) in keys {
+        if previous != Some(name) {
+            if previous.is_some() {
+                out.push('\n');
+            }
+            if let Some((_, description)) = registry.descriptions.get(name) {
+                write_help_line(out, name, None, None, description);
+            }
+            write_type_line(out, name, None, None, "counter");
+            previous = Some(name);
+        }
+        let plain = labels.strip_suffix(',').unwrap_or(&labels);
+        let _ = writeln!(out, "{name}{} {}", braces(plain), counter.value());
+    }
+    if previous.is_some() {
+        out.push('\n');
+    }
+}
+
+/// `{labels}`, or nothing without labels.
+fn braces(labels: &str) -> String {
+    if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    }
+}
+
 /// `k="v",` for every label of `key`, escaped as the exporter escapes its own.
 fn label_text(key: &Key) -> String {
     let mut text = String::new();
@@ -330,38 +432,31 @@ fn write_series(out: &mut String, name: &str, labels: &str, series: &Series) {
     }
     let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
     let plain = labels.strip_suffix(',').unwrap_or(labels);
-    let braces = |s: &str| {
-        if s.is_empty() {
-            String::new()
-        } else {
-            format!("{{{s}}}")
-        }
-    };
     let _ = writeln!(out, "{name}_sum{} {sum}", braces(plain));
     let _ = writeln!(out, "{name}_count{} {count}", braces(plain));
 }
 
-/// Renders `/metrics`: the exporter's metrics, then the bucketed histograms.
+/// Renders `/metrics`: the exporter's metrics, then the counters and bucketed histograms.
 #[derive(Debug, Clone)]
 pub struct MetricsHandle {
-    /// The exporter's handle (counters, gauges, histograms without configured buckets).
+    /// The exporter's handle (gauges, histograms without configured buckets).
     pub prometheus: PrometheusHandle,
-    histograms: Histograms,
+    sharded: ShardedMetrics,
 }
 
 impl MetricsHandle {
-    /// Pairs the exporter's handle with the histograms of the recorder that wraps it.
-    pub fn new(prometheus: PrometheusHandle, histograms: Histograms) -> Self {
+    /// Pairs the exporter's handle with what the recorder wrapping it keeps.
+    pub fn new(prometheus: PrometheusHandle, sharded: ShardedMetrics) -> Self {
         Self {
             prometheus,
-            histograms,
+            sharded,
         }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut text = self.prometheus.render();
-        self.histograms.render_into(&mut text);
+        self.sharded.render_into(&mut text);
         text
     }
 }
@@ -380,7 +475,7 @@ mod tests {
         let inner = PrometheusBuilder::new().build_recorder();
         let prometheus = inner.handle();
         let recorder = BucketedRecorder::new(inner, buckets).expect("valid buckets");
-        let handle = MetricsHandle::new(prometheus, recorder.histograms());
+        let handle = MetricsHandle::new(prometheus, recorder.sharded());
         (recorder, handle)
     }
 
@@ -478,14 +573,48 @@ mod tests {
     }
 
     #[test]
+    fn counters_sum_every_thread_and_absolute_only_raises() {
+        let (recorder, handle) = recorder(&[]);
+        let c = metrics::with_local_recorder(&recorder, || {
+            metrics::describe_counter!("jobs_total", "Jobs done.");
+            metrics::counter!("jobs_total", "kind" => "a")
+        });
+        let threads = owned_shards() + 4;
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let c = c.clone();
+                s.spawn(move || (0..10_000).for_each(|_| c.increment(1)));
+            }
+        });
+        let n = threads * 10_000;
+        let text = handle.render();
+        assert!(
+            text.contains(&format!(
+                "# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total{{kind=\"a\"}} {n}\n"
+            )),
+            "{text}"
+        );
+        let cpu = metrics::with_local_recorder(&recorder, || metrics::counter!("cpu_total"));
+        cpu.absolute(7);
+        cpu.increment(1);
+        cpu.absolute(5);
+        assert_eq!(lines_of(&handle.render(), "cpu_total"), ["cpu_total 8"]);
+        cpu.absolute(20);
+        assert_eq!(lines_of(&handle.render(), "cpu_total"), ["cpu_total 20"]);
+    }
+
+    #[test]
     fn other_metrics_go_to_the_exporter() {
         let (recorder, handle) = recorder(&[("listed", vec![1.0])]);
         metrics::with_local_recorder(&recorder, || {
-            metrics::counter!("requests_total").increment(3);
+            metrics::gauge!("in_flight").set(3.0);
             metrics::histogram!("unlisted").record(2.0);
         });
         let text = handle.render();
-        assert!(text.contains("requests_total 3"), "{text}");
+        assert!(
+            text.contains("# TYPE in_flight gauge\nin_flight 3\n"),
+            "{text}"
+        );
         // The exporter renders a histogram without buckets as a summary.
         assert!(text.contains("# TYPE unlisted summary"), "{text}");
         assert!(
