@@ -349,56 +349,44 @@ impl ShardedMetrics {
     /// cumulative `_bucket` series, `_sum` and `_count`.
     pub fn render_into(&self, out: &mut String) {
         let registry = self.0.lock();
-        render_counters(out, &registry);
-        let mut by_name: Vec<(&str, Vec<(String, &Series)>)> = Vec::new();
-        let mut keys: Vec<&Key> = registry.series.keys().collect();
-        keys.sort_by(|a, b| a.name().cmp(b.name()));
-        for key in keys {
-            let labels = label_text(key);
-            let series = &*registry.series[key];
-            match by_name.last_mut() {
-                Some((name, list)) if *name == key.name() => list.push((labels, series)),
-                _ => by_name.push((key.name(), vec![(labels, series)])),
-            }
-        }
-        for (name, mut list) in by_name {
-            list.sort_by(|a, b| a.0.cmp(&b.0));
-            if let Some((_, description)) = registry.descriptions.get(name) {
-                write_help_line(out, name, None, None, description);
-            }
-            write_type_line(out, name, None, None, "histogram");
-            for (labels, series) in list {
-                write_series(out, name, &labels, series);
-            }
-            out.push('\n');
-        }
+        render_families(
+            out,
+            &registry,
+            &registry.counters,
+            "counter",
+            |out, name, labels, c| {
+                let _ = writeln!(out, "{name}{} {}", braces(labels), c.value());
+            },
+        );
+        render_families(out, &registry, &registry.series, "histogram", write_series);
     }
 }
 
-fn render_counters(out: &mut String, registry: &Registry) {
-    let mut keys: Vec<(&str, String, &ShardedCounter)> = registry
-        .counters
+/// Writes each metric family of `metrics` (sorted by name): `# HELP` if described, `# TYPE`,
+/// then `write` for each label set (sorted), then a blank line.
+fn render_families<T>(
+    out: &mut String,
+    registry: &Registry,
+    metrics: &HashMap<Key, Arc<T>>,
+    kind: &str,
+    write: impl Fn(&mut String, &str, &str, &T),
+) {
+    let mut rows: Vec<(&str, String, &T)> = metrics
         .iter()
-        .map(|(key, c)| (key.name(), label_text(key), &**c))
+        .map(|(key, m)| (key.name(), label_text(key), &**m))
         .collect();
-    keys.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let mut previous = None;
-    for (name, labels, counter) in keys {
-        if previous != Some(name) {
-            if previous.is_some() {
-                out.push('\n');
-            }
-            if let Some((_, description)) = registry.descriptions.get(name) {
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (i, (name, labels, metric)) in rows.iter().enumerate() {
+        if i == 0 || rows[i - 1].0 != *name {
+            if let Some((_, description)) = registry.descriptions.get(*name) {
                 write_help_line(out, name, None, None, description);
             }
-            write_type_line(out, name, None, None, "counter");
-            previous = Some(name);
+            write_type_line(out, name, None, None, kind);
         }
-        let plain = labels.strip_suffix(',').unwrap_or(&labels);
-        let _ = writeln!(out, "{name}{} {}", braces(plain), counter.value());
-    }
-    if previous.is_some() {
-        out.push('\n');
+        write(out, name, labels, metric);
+        if rows.get(i + 1).is_none_or(|next| next.0 != *name) {
+            out.push('\n');
+        }
     }
 }
 
@@ -411,13 +399,16 @@ fn braces(labels: &str) -> String {
     }
 }
 
-/// `k="v",` for every label of `key`, escaped as the exporter escapes its own.
+/// `k="v"` for every label of `key`, comma-separated, escaped as the exporter escapes its own.
 fn label_text(key: &Key) -> String {
     let mut text = String::new();
     for label in key.labels() {
+        if !text.is_empty() {
+            text.push(',');
+        }
         let _ = write!(
             text,
-            "{}=\"{}\",",
+            "{}=\"{}\"",
             sanitize_label_key(label.key()),
             sanitize_label_value(label.value())
         );
@@ -427,13 +418,16 @@ fn label_text(key: &Key) -> String {
 
 fn write_series(out: &mut String, name: &str, labels: &str, series: &Series) {
     let (buckets, count, sum) = series.read();
+    let sep = if labels.is_empty() { "" } else { "," };
     for (bound, cumulative) in series.bounds.iter().zip(&buckets) {
-        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {cumulative}");
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+        );
     }
-    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
-    let plain = labels.strip_suffix(',').unwrap_or(labels);
-    let _ = writeln!(out, "{name}_sum{} {sum}", braces(plain));
-    let _ = writeln!(out, "{name}_count{} {count}", braces(plain));
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+    let _ = writeln!(out, "{name}_count{} {count}", braces(labels));
 }
 
 /// Renders `/metrics`: the exporter's metrics, then the counters and bucketed histograms.
