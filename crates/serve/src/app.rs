@@ -179,6 +179,7 @@ impl App {
         let Some((scrape, handle, log_drops)) = &self.metrics else {
             return Err(ApiError::NotFound);
         };
+        self.requests.publish_active();
         let body = scrape.render(log_drops.total(), handle);
         let mut response = Response::new(Full::new(Bytes::from(body)));
         response.headers_mut().insert(

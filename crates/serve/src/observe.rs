@@ -30,10 +30,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use metrics::CounterFn as _;
 use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
     gauge, histogram,
 };
+use pipeline::telemetry::sharded_metrics::ShardedCounter;
 use pipeline::telemetry::{ExportStats, Telemetry};
 
 /// Request latency.
@@ -306,8 +308,18 @@ impl ErrorReason {
 #[derive(Debug)]
 pub struct RequestMetrics {
     duration: Vec<OnceLock<(Histogram, Counter)>>,
-    active: Vec<Gauge>,
+    active: Vec<ActiveCount>,
     body_size: Vec<Histogram>,
+}
+
+/// Requests of one route in progress, kept as two per-thread counts (started, finished) and
+/// published as the gauge at scrape time: a gauge moved up and down by every request was one
+/// atomic add on a line both workers write, twice per request.
+#[derive(Debug)]
+struct ActiveCount {
+    started: ShardedCounter,
+    finished: ShardedCounter,
+    gauge: Gauge,
 }
 
 impl Default for RequestMetrics {
@@ -317,7 +329,11 @@ impl Default for RequestMetrics {
             duration: (0..n).map(|_| OnceLock::new()).collect(),
             active: Route::ALL
                 .iter()
-                .map(|r| gauge!(ACTIVE_REQUESTS, "http_route" => r.template()))
+                .map(|r| ActiveCount {
+                    started: ShardedCounter::default(),
+                    finished: ShardedCounter::default(),
+                    gauge: gauge!(ACTIVE_REQUESTS, "http_route" => r.template()),
+                })
                 .collect(),
             body_size: Route::ALL
                 .iter()
@@ -329,12 +345,23 @@ impl Default for RequestMetrics {
 
 impl RequestMetrics {
     /// A request starts: counts it as active until the guard drops.
-    pub fn start(&self, route: Route) -> ActiveGuard {
-        let gauge = self.active[route.index()].clone();
-        gauge.increment(1.0);
+    pub fn start(&self, route: Route) -> ActiveGuard<'_> {
+        let active = &self.active[route.index()];
+        active.started.increment(1);
         ActiveGuard {
-            gauge,
+            finished: &active.finished,
             started: Instant::now(),
+        }
+    }
+
+    /// Sets the active-requests gauges from the counts (at scrape time).
+    pub fn publish_active(&self) {
+        for a in &self.active {
+            // Finished is read first: a request that starts and finishes between the reads is
+            // then counted as still active (never as a negative count).
+            let finished = a.finished.value();
+            let started = a.started.value();
+            a.gauge.set(started.saturating_sub(finished) as f64);
         }
     }
 
@@ -373,23 +400,23 @@ impl RequestMetrics {
     }
 }
 
-/// Decrements the active-requests gauge when the request ends, however it ends.
+/// Counts the request as finished when it ends, however it ends.
 #[derive(Debug)]
-pub struct ActiveGuard {
-    gauge: Gauge,
+pub struct ActiveGuard<'a> {
+    finished: &'a ShardedCounter,
     started: Instant,
 }
 
-impl ActiveGuard {
+impl ActiveGuard<'_> {
     /// Time since the request started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 }
 
-impl Drop for ActiveGuard {
+impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
-        self.gauge.decrement(1.0);
+        self.finished.increment(1);
     }
 }
 

@@ -9,9 +9,9 @@
 //! for the thread at most the time it is given.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
@@ -19,6 +19,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
+use super::sharded_metrics::{my_shard, shard_count};
 use super::spans::LiteSpan;
 
 /// Queue and batch settings (the `OTEL_BSP_*` variables).
@@ -95,6 +96,74 @@ struct Queue {
     pending: Mutex<Pending>,
     capacity: usize,
     batch: usize,
+    /// Per-thread chunks of encoded spans, used when the exporter takes them (see
+    /// [`EncodedChunk`]).
+    shards: Box<[Shard]>,
+    /// Spans a chunk gathers before it joins the queue: a quarter of a batch (or of the queue,
+    /// if smaller), so a few chunks make a batch and chunks hold little the queue cannot see.
+    chunk_spans: usize,
+}
+
+/// Bytes of encoded spans a thread gathers at most before it queues them as one entry (some
+/// twenty requests of five spans).
+pub const CHUNK_BYTES: usize = 16 * 1024;
+
+/// One thread's chunk, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<EncodedChunk>);
+
+/// Spans encoded by the thread that ended them, for an exporter that sends them as they are
+/// (OTLP/HTTP): the worker writes a request's spans into its own chunk, on a lock no other thread
+/// takes but the export thread sweeping, and the chunk joins the shared queue when full (one
+/// shared lock per chunk, not per request) or when the export thread sweeps it on schedule,
+/// flush and shutdown. Encoding where the spans were made reads them from a warm cache; the
+/// export thread only concatenates chunks. A chunk holds whole requests, so a trace is never
+/// cut; spans waiting in chunks (a quarter of a batch, [`CHUNK_BYTES`] at most, per thread) are
+/// counted against the queue's size when they join it.
+#[derive(Debug, Default)]
+struct EncodedChunk {
+    scope: Option<InstrumentationScope>,
+    bytes: Vec<u8>,
+    spans: usize,
+    /// Scratch space of the encoder.
+    item: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl EncodedChunk {
+    /// Takes the chunk's spans as a queue entry, leaving it empty.
+    fn take(&mut self) -> Option<Queued> {
+        if self.spans == 0 {
+            return None;
+        }
+        let spans = std::mem::take(&mut self.spans);
+        let bytes = std::mem::replace(&mut self.bytes, Vec::with_capacity(CHUNK_BYTES + 2048));
+        let scope = self.scope.take()?;
+        Some(Queued::Encoded {
+            scope,
+            spans,
+            bytes,
+        })
+    }
+
+    /// Appends the spans of one request.
+    fn push(&mut self, scope: &InstrumentationScope, spans: &[LiteSpan]) {
+        if self.scope.is_none() {
+            self.scope = Some(scope.clone());
+        }
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(CHUNK_BYTES + 2048);
+        }
+        for span in spans {
+            super::otlp::write_lite_span(&mut self.bytes, &mut self.item, &mut self.value, span);
+        }
+        self.spans += spans.len();
+    }
+
+    fn holds_other_scope(&self, scope: &InstrumentationScope) -> bool {
+        self.scope.as_ref().is_some_and(|s| s != scope)
+    }
 }
 
 /// What waits for export, and how many spans that is.
@@ -102,6 +171,39 @@ struct Queue {
 struct Pending {
     items: Vec<Queued>,
     spans: usize,
+}
+
+impl Queue {
+    /// Queues one entry whole if it fits; returns the spans dropped (all of the entry's, or
+    /// none) and whether a full batch is now waiting that was not before.
+    fn push(&self, entry: Queued) -> (u64, bool) {
+        let n = entry.spans();
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let was_below_batch = pending.spans < self.batch;
+        let fits = pending.spans + n <= self.capacity;
+        if fits {
+            pending.items.push(entry);
+            pending.spans += n;
+        }
+        let full_batch = was_below_batch && pending.spans >= self.batch;
+        (if fits { 0 } else { n as u64 }, full_batch)
+    }
+
+    /// Moves every thread's chunk into the queue; returns the spans that did not fit.
+    fn sweep_shards(&self) -> u64 {
+        let mut dropped = 0;
+        for shard in &self.shards {
+            let entry = shard
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(entry) = entry {
+                dropped += self.push(entry).0;
+            }
+        }
+        dropped
+    }
 }
 
 impl Pending {
@@ -121,6 +223,17 @@ pub enum Queued {
     Sdk(Box<SpanData>),
     /// Spans of one hot-path unit of work, with their instrumentation scope.
     Lite(InstrumentationScope, Vec<LiteSpan>),
+    /// Spans of one scope already encoded as the `spans` of an OTLP `ScopeSpans` (see
+    /// [`EncodedChunk`]); only queued for an exporter whose
+    /// [`QueuedExporter::takes_encoded`] is true.
+    Encoded {
+        /// Their instrumentation scope.
+        scope: InstrumentationScope,
+        /// How many spans the bytes hold.
+        spans: usize,
+        /// `Span` messages, each as field 2 of `ScopeSpans`.
+        bytes: Vec<u8>,
+    },
 }
 
 impl Queued {
@@ -128,6 +241,7 @@ impl Queued {
         match self {
             Self::Sdk(_) => 1,
             Self::Lite(_, spans) => spans.len(),
+            Self::Encoded { spans, .. } => *spans,
         }
     }
 }
@@ -139,6 +253,8 @@ pub fn into_span_data(batch: Vec<Queued>) -> Vec<SpanData> {
         match item {
             Queued::Sdk(span) => out.push(*span),
             Queued::Lite(scope, spans) => out.extend(spans.iter().map(|s| s.to_span_data(&scope))),
+            // Never queued for these exporters (see `takes_encoded`).
+            Queued::Encoded { .. } => {}
         }
     }
     out
@@ -147,6 +263,12 @@ pub fn into_span_data(batch: Vec<Queued>) -> Vec<SpanData> {
 /// An exporter the export thread can drive: SDK exporters take lite spans as `SpanData`; the
 /// OTLP/HTTP exporter encodes them directly.
 pub trait QueuedExporter: SpanExporter {
+    /// True when the exporter sends [`Queued::Encoded`] chunks: request spans are then encoded
+    /// by the threads that end them.
+    fn takes_encoded(&self) -> bool {
+        false
+    }
+
     /// Exports one batch.
     fn export_queued(
         &self,
@@ -168,6 +290,8 @@ pub struct BoundedBatchProcessor {
     control: SyncSender<Control>,
     stats: Arc<ExportStats>,
     export_timeout: Duration,
+    /// The exporter takes encoded chunks.
+    encodes: bool,
 }
 
 impl BoundedBatchProcessor {
@@ -186,9 +310,11 @@ impl BoundedBatchProcessor {
             pending: Mutex::new(Pending::with_room(settings.max_export_batch_size)),
             capacity: settings.max_queue_size,
             batch: settings.max_export_batch_size,
+            shards: (0..shard_count()).map(|_| Shard::default()).collect(),
+            chunk_spans: (settings.max_export_batch_size.min(settings.max_queue_size) / 4).max(1),
         });
         let (control, control_rx) = mpsc::sync_channel(16);
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<bool, String>>(1);
         let thread_stats = stats.clone();
         let thread_queue = queue.clone();
         let handle = std::thread::Builder::new()
@@ -210,7 +336,7 @@ impl BoundedBatchProcessor {
                 };
                 match exporter {
                     Ok(exporter) => {
-                        let _ = ready_tx.send(Ok(()));
+                        let _ = ready_tx.send(Ok(exporter.takes_encoded()));
                         ExportLoop {
                             runtime,
                             exporter,
@@ -227,12 +353,13 @@ impl BoundedBatchProcessor {
                 }
             })?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self {
+            Ok(Ok(encodes)) => Ok(Self {
                 queue,
                 thread: handle.thread().clone(),
                 control,
                 stats,
                 export_timeout: settings.export_timeout,
+                encodes,
             }),
             Ok(Err(e)) => Err(std::io::Error::other(e)),
             Err(_) => Err(std::io::Error::other("the export thread died at start")),
@@ -287,18 +414,37 @@ impl BoundedBatchProcessor {
         if n == 0 || !spans.iter().all(|s| s.ids.is_sampled()) {
             return;
         }
-        let Ok(mut pending) = self.queue.pending.lock() else {
+        if self.encodes {
+            return self.encode_into_shard(scope, &spans);
+        }
+        self.push_entry(Queued::Lite(scope.clone(), spans));
+    }
+
+    /// Encodes a request's spans into the calling thread's chunk, which joins the queue when
+    /// full (or when it holds another scope's spans).
+    fn encode_into_shard(&self, scope: &InstrumentationScope, spans: &[LiteSpan]) {
+        let Some(shard) = self.queue.shards.get(my_shard().0) else {
             return;
         };
-        let was_below_batch = pending.spans < self.queue.batch;
-        let fits = pending.spans + n <= self.queue.capacity;
-        if fits {
-            pending.items.push(Queued::Lite(scope.clone(), spans));
-            pending.spans += n;
+        let mut chunk = shard.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if chunk.holds_other_scope(scope)
+            && let Some(entry) = chunk.take()
+        {
+            self.push_entry(entry);
         }
-        let full_batch = was_below_batch && pending.spans >= self.queue.batch;
-        drop(pending);
-        self.after_enqueue(if fits { 0 } else { n as u64 }, full_batch);
+        chunk.push(scope, spans);
+        let full = (chunk.spans >= self.queue.chunk_spans || chunk.bytes.len() >= CHUNK_BYTES)
+            .then(|| chunk.take());
+        drop(chunk);
+        if let Some(Some(entry)) = full {
+            self.push_entry(entry);
+        }
+    }
+
+    /// Queues one entry whole, or drops and counts all its spans when it does not fit.
+    fn push_entry(&self, entry: Queued) {
+        let (dropped, full_batch) = self.queue.push(entry);
+        self.after_enqueue(dropped, full_batch);
     }
 
     fn after_enqueue(&self, dropped: u64, full_batch: bool) {
@@ -416,6 +562,10 @@ impl<E: QueuedExporter> ExportLoop<E> {
     fn export_queued(&mut self, drain: Drain) -> bool {
         // The queue is left with room for a batch, allocated here rather than grown on the
         // request path.
+        if drain == Drain::All {
+            let dropped = self.queue.sweep_shards();
+            self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
         let room = Pending::with_room(self.settings.max_export_batch_size);
         let pending = match self.queue.pending.lock() {
             Ok(mut p) => std::mem::replace(&mut *p, room),
@@ -556,5 +706,96 @@ mod tests {
         assert_eq!(*batches.lock().expect("recorder lock"), vec![10, 10, 5]);
         assert_eq!(stats.exported.load(Ordering::Relaxed), 25);
         assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    /// Spans of each batch, and whether all its entries came encoded.
+    type Batches = Arc<Mutex<Vec<(usize, bool)>>>;
+
+    /// Records [`Batches`].
+    #[derive(Debug, Clone, Default)]
+    struct ChunkRecorder(Batches);
+
+    impl SpanExporter for ChunkRecorder {
+        async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+            Err(OTelSdkError::InternalFailure("takes encoded chunks".into()))
+        }
+    }
+
+    impl QueuedExporter for ChunkRecorder {
+        fn takes_encoded(&self) -> bool {
+            true
+        }
+
+        async fn export_queued(&self, batch: Vec<Queued>) -> OTelSdkResult {
+            let spans = batch.iter().map(Queued::spans).sum();
+            let encoded = batch.iter().all(|q| matches!(q, Queued::Encoded { .. }));
+            self.0
+                .lock()
+                .map_err(|_| OTelSdkError::AlreadyShutdown)?
+                .push((spans, encoded));
+            Ok(())
+        }
+    }
+
+    fn start_chunked(
+        max_queue_size: usize,
+        max_export_batch_size: usize,
+    ) -> (Arc<BoundedBatchProcessor>, Batches, Arc<ExportStats>) {
+        let recorder = ChunkRecorder::default();
+        let batches = recorder.0.clone();
+        let settings = BatchSettings {
+            max_queue_size,
+            max_export_batch_size,
+            scheduled_delay: Duration::from_secs(3600),
+            export_timeout: Duration::from_secs(5),
+        };
+        let stats = Arc::new(ExportStats::default());
+        let processor = BoundedBatchProcessor::start(move || Ok(recorder), settings, stats.clone())
+            .expect("export thread starts");
+        (Arc::new(processor), batches, stats)
+    }
+
+    #[test]
+    fn spans_are_encoded_in_thread_chunks_that_join_the_queue_when_full_or_swept() {
+        let (processor, batches, stats) = start_chunked(100, 40);
+        let sink = SpanSink::new(Box::new(Sampler::AlwaysOn), "test", Some(processor.clone()));
+        let scope = InstrumentationScope::builder("test").build();
+        // Chunks of a quarter batch (10 spans, two requests): four of them fill a batch.
+        for _ in 0..9 {
+            processor.enqueue_lite(&scope, five_spans(&sink));
+        }
+        wait_until("a full batch", || {
+            stats.exported.load(Ordering::Relaxed) >= 40
+        });
+        assert_eq!(*batches.lock().expect("recorder lock"), vec![(40, true)]);
+        // The ninth request waits in this thread's chunk until a flush sweeps it.
+        SharedProcessor(processor.clone())
+            .force_flush()
+            .expect("flush");
+        assert_eq!(
+            *batches.lock().expect("recorder lock"),
+            vec![(40, true), (5, true)]
+        );
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_chunk_that_does_not_fit_the_queue_is_dropped_whole_and_counted() {
+        let (processor, batches, stats) = start_chunked(10, 40);
+        let sink = SpanSink::new(Box::new(Sampler::AlwaysOn), "test", Some(processor.clone()));
+        let scope = InstrumentationScope::builder("test").build();
+        for _ in 0..3 {
+            processor.enqueue_lite(&scope, five_spans(&sink));
+        }
+        assert_eq!(
+            stats.dropped.load(Ordering::Relaxed),
+            5,
+            "the third request"
+        );
+        SharedProcessor(processor.clone())
+            .force_flush()
+            .expect("flush");
+        assert_eq!(*batches.lock().expect("recorder lock"), vec![(10, true)]);
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 10);
     }
 }
