@@ -8,7 +8,8 @@
 //! Here a request is a [`SpanIds`] chosen up front (its trace id, span id, parent and sampling
 //! flag, which logs and response headers need at once) and a few [`LiteSpan`]s written when the
 //! work is done, from times already measured, with their attributes inline: one allocation for
-//! the request's spans, one queue entry, encoded straight into OTLP by the export thread. They
+//! the request's spans, encoded straight into OTLP by the thread that ends them, into its own
+//! chunk of the export queue (`export::EncodedChunk`). They
 //! reach the same exporter as every other span (as `SpanData` for exporters other than
 //! OTLP/HTTP), so what the collector receives is the same.
 //!
