@@ -304,12 +304,17 @@ fn close_len(out: &mut Vec<u8>, body: usize) {
     if (0x80..0x4000).contains(&len) {
         out[body - 2] = (len as u8) | 0x80;
         out[body - 1] = (len >> 7) as u8;
+    } else if len < 0x80 {
+        // A short span (a step's, often): one byte of length, the body moved back by one.
+        out[body - 2] = len as u8;
+        out.copy_within(body.., body - 1);
+        out.truncate(out.len() - 1);
     } else {
         resize_len(out, body, len);
     }
 }
 
-/// [`close_len`] for a length whose varint is not two bytes long.
+/// [`close_len`] for a length whose varint is longer than two bytes.
 #[cold]
 fn resize_len(out: &mut Vec<u8>, body: usize, len: usize) {
     let mut prefix = Vec::with_capacity(10);
