@@ -68,8 +68,10 @@ def rss(pid):
     return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
 
 
-def start_server(serve, model, port, mode, tmp, sink_port, ratio=1.0):
-    """mode: "off" (`--telemetry off`), "on" (everything on, `ratio` of the traces sampled)."""
+def start_server(serve, model, port, mode, tmp, sink_port, ratio=1.0, overrides=None):
+    """mode: "off" (`--telemetry off`), "on" (everything on, `ratio` of the traces sampled).
+    `overrides` sets environment variables after those of the mode (None unsets one), and `mode`
+    names the server's stdout and log files."""
     env = dict(os.environ)
     for k in list(env):
         if k.startswith("OTEL_") or k == "RUST_LOG":
@@ -84,6 +86,11 @@ def start_server(serve, model, port, mode, tmp, sink_port, ratio=1.0):
             env.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=str(ratio))
     else:
         args += ["--telemetry", "off"]
+    for k, v in (overrides or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
     out = open(os.path.join(tmp, f"serve-{mode}.stdout"), "w")
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)

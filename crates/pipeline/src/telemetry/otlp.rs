@@ -186,35 +186,53 @@ const FIXED64: u32 = 1;
 const LEN: u32 = 2;
 const FIXED32: u32 = 5;
 
+/// Where protobuf bytes go: a `Vec<u8>`, or a [`StackSpan`] while a span is written.
+trait ProtoOut {
+    fn byte(&mut self, b: u8);
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl ProtoOut for Vec<u8> {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        self.push(b);
+    }
+
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 #[inline]
-fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
+fn key(out: &mut impl ProtoOut, field: u32, wire: u32) {
     varint(out, u64::from((field << 3) | wire));
 }
 
 #[inline]
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+fn varint(out: &mut impl ProtoOut, mut v: u64) {
     if v < 0x80 {
-        out.push(v as u8);
+        out.byte(v as u8);
         return;
     }
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        out.byte((v as u8) | 0x80);
         v >>= 7;
     }
-    out.push(v as u8);
+    out.byte(v as u8);
 }
 
 /// A length-delimited field, written even when empty.
 #[inline]
-fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+fn bytes_field(out: &mut impl ProtoOut, field: u32, bytes: &[u8]) {
     key(out, field, LEN);
     varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
+    out.put(bytes);
 }
 
 /// A proto3 `string`/`bytes` field: omitted when empty.
 #[inline]
-fn opt_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+fn opt_bytes(out: &mut impl ProtoOut, field: u32, bytes: &[u8]) {
     if !bytes.is_empty() {
         bytes_field(out, field, bytes);
     }
@@ -222,7 +240,7 @@ fn opt_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
 
 /// A proto3 integer field: omitted when zero.
 #[inline]
-fn opt_varint(out: &mut Vec<u8>, field: u32, v: u64) {
+fn opt_varint(out: &mut impl ProtoOut, field: u32, v: u64) {
     if v != 0 {
         key(out, field, VARINT);
         varint(out, v);
@@ -230,10 +248,10 @@ fn opt_varint(out: &mut Vec<u8>, field: u32, v: u64) {
 }
 
 #[inline]
-fn opt_fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
+fn opt_fixed64(out: &mut impl ProtoOut, field: u32, v: u64) {
     if v != 0 {
         key(out, field, FIXED64);
-        out.extend_from_slice(&v.to_le_bytes());
+        out.put(&v.to_le_bytes());
     }
 }
 
@@ -376,7 +394,7 @@ impl<'a> SpanHead<'a> {
         }
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write(&self, out: &mut impl ProtoOut) {
         let sc = self.context;
         bytes_field(out, 1, &sc.trace_id().to_bytes());
         bytes_field(out, 2, &sc.span_id().to_bytes());
@@ -461,6 +479,18 @@ pub(crate) fn write_lite_span(
     value: &mut Vec<u8>,
     s: &LiteSpan,
 ) {
+    if !StackSpan::write(out, s) {
+        write_lite_span_in_place(out, item, value, s);
+    }
+}
+
+/// [`write_lite_span`] for any span: written into `out`, its length filled in after.
+fn write_lite_span_in_place(
+    out: &mut Vec<u8>,
+    item: &mut Vec<u8>,
+    value: &mut Vec<u8>,
+    s: &LiteSpan,
+) {
     key(out, 2, LEN);
     let body = open_len(out);
     SpanHead::of_lite(s).write(out);
@@ -471,6 +501,101 @@ pub(crate) fn write_lite_span(
     write_events(out, item, value, &s.events);
     write_tail(out, item, &s.status, s.ids.parent_is_remote, &s.ids.context);
     close_len(out, body);
+}
+
+/// Most spans of a request fit in this many bytes; a larger one takes the general path.
+const STACK_SPAN_BYTES: usize = 512;
+
+/// A span written into a buffer on the stack, then appended to its `Vec` in one copy.
+///
+/// Each push onto a `Vec<u8>` loads and stores the vector's length again (a byte store may alias
+/// it), which made writing a span's hundred-odd fields cost about 950 instructions; here the
+/// position stays in a register. Writes that would not fit are not made and set `overflow`, and
+/// the span is then written by the general path: nothing is ever cut.
+struct StackSpan<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+    overflow: bool,
+}
+
+impl ProtoOut for StackSpan<'_> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        match self.buf.get_mut(self.at) {
+            Some(slot) => {
+                *slot = b;
+                self.at += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.at..self.at + bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.at += bytes.len();
+            }
+            None => self.overflow = true,
+        }
+    }
+}
+
+impl StackSpan<'_> {
+    /// Appends `s` as field 2 of a `ScopeSpans` (the bytes [`write_lite_span`] writes) if it
+    /// has no events and fits in [`STACK_SPAN_BYTES`]; returns whether it did.
+    fn write(out: &mut Vec<u8>, s: &LiteSpan) -> bool {
+        if !s.events.is_empty() {
+            return false;
+        }
+        let mut buf = [0u8; STACK_SPAN_BYTES];
+        // Three bytes kept in front for the field key and a length of up to two bytes.
+        let mut span = StackSpan {
+            buf: &mut buf,
+            at: 3,
+            overflow: false,
+        };
+        SpanHead::of_lite(s).write(&mut span);
+        for (k, v) in s.attributes() {
+            lite_attribute(&mut span, k.as_bytes(), v);
+        }
+        opt_varint(&mut span, 10, u64::from(s.dropped_attributes));
+        span.status(&s.status);
+        let flags = span_flags(s.ids.parent_is_remote, s.ids.context.trace_flags().to_u8());
+        key(&mut span, 16, FIXED32);
+        span.put(&flags.to_le_bytes());
+        let (end, overflow) = (span.at, span.overflow);
+        let len = end - 3;
+        if overflow || len >= 0x4000 {
+            return false;
+        }
+        let start = if len < 0x80 {
+            buf[2] = len as u8;
+            1
+        } else {
+            buf[1] = (len as u8) | 0x80;
+            buf[2] = (len >> 7) as u8;
+            0
+        };
+        buf[start] = ((2 << 3) | LEN) as u8;
+        out.extend_from_slice(&buf[start..end]);
+        true
+    }
+
+    /// Field 15 (a `Status`), its length computed rather than measured in a scratch buffer.
+    fn status(&mut self, status: &Status) {
+        let (code, description) = match status {
+            Status::Unset => (0, ""),
+            Status::Ok => (1, ""),
+            Status::Error { description } => (2, description.as_ref()),
+        };
+        let len = opt_field_len(description.len()) + if code == 0 { 0 } else { 2 };
+        key(self, 15, LEN);
+        varint(self, len as u64);
+        opt_bytes(self, 2, description.as_bytes());
+        opt_varint(self, 3, code);
+    }
 }
 
 /// The encoded size of a length-delimited field numbered below 16 with an `n`-byte body.
@@ -495,7 +620,7 @@ fn lite_text(v: &LiteValue) -> Option<&[u8]> {
 }
 
 /// One attribute of a lite span as field 9 (a `KeyValue`), written in place.
-fn lite_attribute(out: &mut Vec<u8>, k: &[u8], v: &LiteValue) {
+fn lite_attribute(out: &mut impl ProtoOut, k: &[u8], v: &LiteValue) {
     let key_len = if k.is_empty() {
         0
     } else {
@@ -523,7 +648,7 @@ fn lite_attribute(out: &mut Vec<u8>, k: &[u8], v: &LiteValue) {
         }
         (LiteValue::F64(f), _) => {
             key(out, 4, FIXED64);
-            out.extend_from_slice(&f.to_le_bytes());
+            out.put(&f.to_le_bytes());
         }
         _ => {}
     }
@@ -979,5 +1104,44 @@ mod tests {
             Encoder::default().request(&mixed, &resource),
             Encoder::default().request(&lite_mixed, &resource)
         );
+    }
+
+    #[test]
+    fn small_spans_written_on_the_stack_are_the_bytes_of_the_general_path() {
+        let mut spans = lite_spans();
+        let (server, step, wide) = (spans.remove(0), spans.remove(0), spans.remove(0));
+        let mut no_event = server.clone();
+        no_event.events.clear();
+        let mut ok = step.clone();
+        ok.status(Status::Ok);
+        let mut unicode = step.clone();
+        unicode
+            .attribute("k\u{e9}", Cow::<'static, str>::Owned("\u{1f600}".into()))
+            .attribute("zero", 0_i64)
+            .attribute("nan", f64::NAN);
+        // Bodies of one-byte and two-byte lengths, an error status, a remote parent, a trace
+        // state, every attribute type and dropped attributes all take the stack.
+        for (i, span) in [&no_event, &step, &ok, &unicode].into_iter().enumerate() {
+            let mut fast = vec![0xaa];
+            assert!(StackSpan::write(&mut fast, span), "span {i} fits");
+            let mut general = vec![0xaa];
+            write_lite_span_in_place(&mut general, &mut Vec::new(), &mut Vec::new(), span);
+            assert_eq!(fast, general, "span {i}");
+        }
+        let length_bytes = |span: &LiteSpan| {
+            let mut out = Vec::new();
+            StackSpan::write(&mut out, span);
+            if out[1] < 0x80 { 1 } else { 2 }
+        };
+        assert_eq!(length_bytes(&step), 1, "a body under 128 bytes");
+        assert_eq!(length_bytes(&no_event), 2, "a body of 128 bytes or more");
+        // Events, or more than fits, take the general path.
+        assert!(!StackSpan::write(&mut Vec::new(), &server));
+        let mut out = Vec::new();
+        assert!(!StackSpan::write(&mut out, &wide));
+        assert!(out.is_empty(), "nothing written when it does not fit");
+        let mut just_over = step.clone();
+        just_over.attribute("pad", "p".repeat(STACK_SPAN_BYTES));
+        assert!(!StackSpan::write(&mut Vec::new(), &just_over));
     }
 }
