@@ -201,13 +201,15 @@ fn access_log(
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let route = route.template();
     match error {
+        // `message` as a plain string field: a trailing message is recorded as `format_args!`,
+        // which the log layer can only print through `core::fmt`.
         None => tracing::info!(
             http.request.method = method,
             http.route = route,
             url.path = path,
             http.response.status_code = status,
             duration_ms,
-            "request served"
+            message = "request served"
         ),
         Some(e) if status >= 500 => tracing::error!(
             http.request.method = method, http.route = route, url.path = path,

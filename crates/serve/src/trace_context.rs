@@ -16,7 +16,7 @@ use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::{Event, SpanKind, Status};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use pipeline::telemetry::spans::{LiteSpan, UnixNanos};
+use pipeline::telemetry::spans::{LiteSpan, SpanBatch, UnixNanos};
 use pipeline::telemetry::{SpanIds, SpanSink};
 
 use crate::error::ApiError;
@@ -61,7 +61,7 @@ pub(crate) struct RequestTrace<'a> {
     ids: SpanIds,
     start: UnixNanos,
     facts: Option<RequestFacts>,
-    spans: Vec<LiteSpan>,
+    spans: SpanBatch,
 }
 
 /// What the step spans record of a prediction.
@@ -107,7 +107,7 @@ impl<'a> RequestTrace<'a> {
             ids,
             start: SystemTime::now().into(),
             facts,
-            spans: Vec::new(),
+            spans: sink.batch(),
         }
     }
 
@@ -131,8 +131,6 @@ impl<'a> RequestTrace<'a> {
         if !self.records() {
             return;
         }
-        // The server span and the four steps, in one allocation.
-        self.spans.reserve_exact(5);
         let wall = UnixNanos::from(wall);
         for (step, (name, (start, end))) in Step::NAMES.iter().zip(laps).enumerate() {
             let mut span = LiteSpan::new(
@@ -225,7 +223,7 @@ impl<'a> RequestTrace<'a> {
             ));
         }
         self.spans.push(server);
-        self.sink.submit_lite(self.spans);
+        self.sink.submit(self.spans);
     }
 }
 

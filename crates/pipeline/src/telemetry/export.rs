@@ -149,16 +149,27 @@ impl EncodedChunk {
 
     /// Appends the spans of one request.
     fn push(&mut self, scope: &InstrumentationScope, spans: &[LiteSpan]) {
+        self.make_room(scope);
+        for span in spans {
+            super::otlp::write_lite_span(&mut self.bytes, &mut self.item, &mut self.value, span);
+        }
+        self.spans += spans.len();
+    }
+
+    /// Appends `spans` spans of one request, already encoded.
+    fn append(&mut self, scope: &InstrumentationScope, bytes: &[u8], spans: usize) {
+        self.make_room(scope);
+        self.bytes.extend_from_slice(bytes);
+        self.spans += spans;
+    }
+
+    fn make_room(&mut self, scope: &InstrumentationScope) {
         if self.scope.is_none() {
             self.scope = Some(scope.clone());
         }
         if self.bytes.capacity() == 0 {
             self.bytes.reserve(CHUNK_BYTES + 2048);
         }
-        for span in spans {
-            super::otlp::write_lite_span(&mut self.bytes, &mut self.item, &mut self.value, span);
-        }
-        self.spans += spans.len();
     }
 
     fn holds_other_scope(&self, scope: &InstrumentationScope) -> bool {
@@ -420,9 +431,28 @@ impl BoundedBatchProcessor {
         self.push_entry(Queued::Lite(scope.clone(), spans));
     }
 
-    /// Encodes a request's spans into the calling thread's chunk, which joins the queue when
-    /// full (or when it holds another scope's spans).
+    /// True when the exporter sends encoded spans (see [`Self::enqueue_encoded`]).
+    pub fn takes_encoded(&self) -> bool {
+        self.encodes
+    }
+
+    /// Queues `spans` spans of one request already encoded as `Span` messages (field 2 of
+    /// `ScopeSpans`), together; only for an exporter that [takes them](Self::takes_encoded).
+    pub fn enqueue_encoded(&self, scope: &InstrumentationScope, bytes: &[u8], spans: usize) {
+        if spans == 0 || !self.encodes {
+            return;
+        }
+        self.add_to_shard(scope, |chunk| chunk.append(scope, bytes, spans));
+    }
+
+    /// Encodes a request's spans into the calling thread's chunk.
     fn encode_into_shard(&self, scope: &InstrumentationScope, spans: &[LiteSpan]) {
+        self.add_to_shard(scope, |chunk| chunk.push(scope, spans));
+    }
+
+    /// Adds to the calling thread's chunk with `add`; the chunk joins the queue when full (or
+    /// first, when it holds another scope's spans).
+    fn add_to_shard(&self, scope: &InstrumentationScope, add: impl FnOnce(&mut EncodedChunk)) {
         let Some(shard) = self.queue.shards.get(my_shard().0) else {
             return;
         };
@@ -432,7 +462,7 @@ impl BoundedBatchProcessor {
         {
             self.push_entry(entry);
         }
-        chunk.push(scope, spans);
+        add(&mut chunk);
         let full = (chunk.spans >= self.queue.chunk_spans || chunk.bytes.len() >= CHUNK_BYTES)
             .then(|| chunk.take());
         drop(chunk);
@@ -797,5 +827,49 @@ mod tests {
             .expect("flush");
         assert_eq!(*batches.lock().expect("recorder lock"), vec![(10, true)]);
         assert_eq!(stats.exported.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn a_span_batch_takes_the_form_its_exporter_takes_and_is_all_or_nothing() {
+        let (processor, batches, stats) = start_chunked(100, 40);
+        let sampled = SpanSink::new(Box::new(Sampler::AlwaysOn), "test", Some(processor.clone()));
+        let mut batch = sampled.batch();
+        five_spans(&sampled).into_iter().for_each(|s| batch.push(s));
+        assert_eq!(batch.len(), 5);
+        sampled.submit(batch);
+        // An unsampled request's spans are never queued.
+        let unsampled = SpanSink::new(
+            Box::new(Sampler::AlwaysOff),
+            "test",
+            Some(processor.clone()),
+        );
+        let mut batch = unsampled.batch();
+        five_spans(&unsampled)
+            .into_iter()
+            .for_each(|s| batch.push(s));
+        unsampled.submit(batch);
+        SharedProcessor(processor.clone())
+            .force_flush()
+            .expect("flush");
+        assert_eq!(*batches.lock().expect("recorder lock"), vec![(5, true)]);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+
+        // An exporter of `SpanData` gets the same spans as lite spans.
+        let recorder = Recorder::default();
+        let lite_batches = recorder.0.clone();
+        let settings = BatchSettings {
+            scheduled_delay: Duration::from_secs(3600),
+            ..BatchSettings::default()
+        };
+        let lite = Arc::new(
+            BoundedBatchProcessor::start(move || Ok(recorder), settings, Arc::default())
+                .expect("export thread starts"),
+        );
+        let sink = SpanSink::new(Box::new(Sampler::AlwaysOn), "test", Some(lite.clone()));
+        let mut batch = sink.batch();
+        five_spans(&sink).into_iter().for_each(|s| batch.push(s));
+        sink.submit(batch);
+        SharedProcessor(lite).force_flush().expect("flush");
+        assert_eq!(*lite_batches.lock().expect("recorder lock"), vec![5]);
     }
 }

@@ -129,18 +129,102 @@ impl SpanSink {
         }
     }
 
-    /// Queues the spans of one request, kept inline: one allocation for all of them, and the
-    /// export thread encodes them without the SDK's per-span structures.
-    pub fn submit_lite(&self, spans: Vec<LiteSpan>) {
-        if let Some(queue) = &self.queue {
-            queue.enqueue_lite(&self.scope, spans);
+    /// An empty batch for the spans of one unit of work, in the form the exporter takes:
+    /// encoded as each span is added when it sends OTLP/HTTP, kept as [`LiteSpan`]s otherwise.
+    pub fn batch(&self) -> SpanBatch {
+        let encoded = self.queue.as_ref().is_some_and(|q| q.takes_encoded());
+        SpanBatch(if encoded {
+            Batch::Encoded(EncodedSpans::default())
+        } else {
+            Batch::Lite(Vec::new())
+        })
+    }
+
+    /// Queues a batch's spans together (all or none, so a trace is never cut), if all of them
+    /// are sampled.
+    pub fn submit(&self, batch: SpanBatch) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        match batch.0 {
+            Batch::Lite(spans) => queue.enqueue_lite(&self.scope, spans),
+            Batch::Encoded(spans) if spans.all_sampled => {
+                queue.enqueue_encoded(&self.scope, &spans.bytes, spans.spans);
+            }
+            Batch::Encoded(_) => {}
         }
     }
 
-    /// True when spans handed to [`SpanSink::submit_lite`] go anywhere: callers skip building
+    /// True when spans handed to [`SpanSink::submit`] go anywhere: callers skip building
     /// them otherwise.
     pub fn exports(&self) -> bool {
         self.queue.is_some()
+    }
+}
+
+/// The spans of one unit of work (a request), from [`SpanSink::batch`] to [`SpanSink::submit`].
+#[derive(Debug)]
+pub struct SpanBatch(Batch);
+
+#[derive(Debug)]
+enum Batch {
+    Lite(Vec<LiteSpan>),
+    Encoded(EncodedSpans),
+}
+
+/// Spans encoded as they are added: each [`LiteSpan`] lives on the stack only while it is
+/// written, where a `Vec<LiteSpan>` held five of them (some 2.8 KiB, moved in, read back, each
+/// attribute slot dropped) until the request ended.
+#[derive(Debug)]
+struct EncodedSpans {
+    bytes: Vec<u8>,
+    spans: usize,
+    all_sampled: bool,
+    /// Scratch space of the encoder (used by spans with events).
+    item: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl Default for EncodedSpans {
+    fn default() -> Self {
+        Self {
+            bytes: Vec::new(),
+            spans: 0,
+            all_sampled: true,
+            item: Vec::new(),
+            value: Vec::new(),
+        }
+    }
+}
+
+impl SpanBatch {
+    /// Adds a finished span.
+    pub fn push(&mut self, span: LiteSpan) {
+        match &mut self.0 {
+            Batch::Lite(spans) => spans.push(span),
+            Batch::Encoded(e) => {
+                if e.bytes.capacity() == 0 {
+                    // Room for a request's five spans, nearly always.
+                    e.bytes.reserve(1024);
+                }
+                super::otlp::write_lite_span(&mut e.bytes, &mut e.item, &mut e.value, &span);
+                e.spans += 1;
+                e.all_sampled &= span.ids.is_sampled();
+            }
+        }
+    }
+
+    /// Spans added so far.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Batch::Lite(spans) => spans.len(),
+            Batch::Encoded(e) => e.spans,
+        }
+    }
+
+    /// True when no span was added.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

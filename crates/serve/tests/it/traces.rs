@@ -92,6 +92,12 @@ fn a_request_is_one_server_span_with_four_step_children_in_the_callers_trace() {
         "the log line names the exported server span"
     );
     assert_eq!(line["http.response.status_code"], 200);
+    assert_eq!(line["message"], "request served");
+    assert_eq!(line["http.route"], "/predict");
+    assert!(
+        line["duration_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{line}"
+    );
 
     let (resource, _) = receiver.spans.lock().expect("lock")[0].clone();
     let service = resource
