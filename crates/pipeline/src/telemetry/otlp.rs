@@ -190,6 +190,11 @@ const FIXED32: u32 = 5;
 trait ProtoOut {
     fn byte(&mut self, b: u8);
     fn put(&mut self, bytes: &[u8]);
+    /// [`ProtoOut::put`] for a size known at compile time (ids, fixed-width numbers).
+    #[inline]
+    fn put_array<const N: usize>(&mut self, bytes: &[u8; N]) {
+        self.put(bytes);
+    }
 }
 
 impl ProtoOut for Vec<u8> {
@@ -251,8 +256,16 @@ fn opt_varint(out: &mut impl ProtoOut, field: u32, v: u64) {
 fn opt_fixed64(out: &mut impl ProtoOut, field: u32, v: u64) {
     if v != 0 {
         key(out, field, FIXED64);
-        out.put(&v.to_le_bytes());
+        out.put_array(&v.to_le_bytes());
     }
+}
+
+/// A length-delimited field of a size known at compile time, under 128 bytes (an id).
+#[inline]
+fn fixed_field<const N: usize>(out: &mut impl ProtoOut, field: u32, bytes: &[u8; N]) {
+    key(out, field, LEN);
+    out.byte(N as u8);
+    out.put_array(bytes);
 }
 
 #[inline]
@@ -396,14 +409,14 @@ impl<'a> SpanHead<'a> {
 
     fn write(&self, out: &mut impl ProtoOut) {
         let sc = self.context;
-        bytes_field(out, 1, &sc.trace_id().to_bytes());
-        bytes_field(out, 2, &sc.span_id().to_bytes());
+        fixed_field(out, 1, &sc.trace_id().to_bytes());
+        fixed_field(out, 2, &sc.span_id().to_bytes());
         // `header()` allocates a string, even for the empty state nearly every span has.
         if *sc.trace_state() != TraceState::NONE {
             opt_bytes(out, 3, sc.trace_state().header().as_bytes());
         }
         if self.parent != SpanId::INVALID {
-            bytes_field(out, 4, &self.parent.to_bytes());
+            fixed_field(out, 4, &self.parent.to_bytes());
         }
         opt_bytes(out, 5, self.name.as_bytes());
         let kind = match self.kind {
@@ -530,15 +543,55 @@ impl ProtoOut for StackSpan<'_> {
         }
     }
 
+    /// Short strings (keys, names, most values) are copied with two overlapping fixed-width
+    /// moves rather than a call to `memcpy`, which costs more than the copy at these sizes.
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        match self.buf.get_mut(self.at..self.at + bytes.len()) {
+        let n = bytes.len();
+        let Some(dst) = self.buf.get_mut(self.at..self.at + n) else {
+            self.overflow = true;
+            return;
+        };
+        match n {
+            8..=16 => {
+                copy_fixed::<8>(&mut dst[..8], &bytes[..8]);
+                copy_fixed::<8>(&mut dst[n - 8..], &bytes[n - 8..]);
+            }
+            4..8 => {
+                copy_fixed::<4>(&mut dst[..4], &bytes[..4]);
+                copy_fixed::<4>(&mut dst[n - 4..], &bytes[n - 4..]);
+            }
+            0..4 => {
+                for (d, s) in dst.iter_mut().zip(bytes) {
+                    *d = *s;
+                }
+            }
+            _ => dst.copy_from_slice(bytes),
+        }
+        self.at += n;
+    }
+
+    #[inline(always)]
+    fn put_array<const N: usize>(&mut self, bytes: &[u8; N]) {
+        let dst = self
+            .buf
+            .get_mut(self.at..self.at + N)
+            .and_then(|d| <&mut [u8; N]>::try_from(d).ok());
+        match dst {
             Some(dst) => {
-                dst.copy_from_slice(bytes);
-                self.at += bytes.len();
+                *dst = *bytes;
+                self.at += N;
             }
             None => self.overflow = true,
         }
+    }
+}
+
+/// Copies `N` bytes between slices of at least that length as one fixed-width move.
+#[inline(always)]
+fn copy_fixed<const N: usize>(dst: &mut [u8], src: &[u8]) {
+    if let (Some(d), Some(s)) = (dst.first_chunk_mut::<N>(), src.first_chunk::<N>()) {
+        *d = *s;
     }
 }
 
@@ -564,7 +617,7 @@ impl StackSpan<'_> {
         span.status(&s.status);
         let flags = span_flags(s.ids.parent_is_remote, s.ids.context.trace_flags().to_u8());
         key(&mut span, 16, FIXED32);
-        span.put(&flags.to_le_bytes());
+        span.put_array(&flags.to_le_bytes());
         let (end, overflow) = (span.at, span.overflow);
         let len = end - 3;
         if overflow || len >= 0x4000 {
@@ -648,7 +701,7 @@ fn lite_attribute(out: &mut impl ProtoOut, k: &[u8], v: &LiteValue) {
         }
         (LiteValue::F64(f), _) => {
             key(out, 4, FIXED64);
-            out.put(&f.to_le_bytes());
+            out.put_array(&f.to_le_bytes());
         }
         _ => {}
     }
