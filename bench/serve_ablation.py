@@ -16,10 +16,10 @@ Variants (environment on top of "on", see bench/serve_bench.py):
   sampler-off      OTEL_TRACES_SAMPLER=always_off: ids made, no span recorded or exported
   sdk-disabled     OTEL_SDK_DISABLED=true: logs and metrics only, no trace ids
 """
-import argparse, os, signal, statistics, sys, tempfile
+import os, signal, statistics, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_bench import free_port, start_server, start_sink, wrk, write_bodies  # noqa: E402
+from serve_bench import free_port, server_args, start_server, start_sink, write_bodies, wrk  # noqa: E402
 
 VARIANTS = {
     "on": {},
@@ -31,10 +31,7 @@ VARIANTS = {
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--archive", default=os.environ.get("NEWSGROUPS_ARCHIVE", "data/20news-bydate.tar.gz"))
-    ap.add_argument("--serve", default="target/release/serve")
-    ap.add_argument("--model", default="data/model.bin")
+    ap = server_args(__doc__)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=4)
     ap.add_argument("--conns", type=int, default=32)

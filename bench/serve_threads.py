@@ -10,10 +10,10 @@ of the traces sampled).
 
     python3 bench/serve_threads.py [--conns 32] [--duration 8] [--modes off on off on]
 """
-import argparse, collections, os, sys, tempfile
+import collections, os, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_bench import cpu_seconds, free_port, start_server, start_sink, wrk, write_bodies  # noqa: E402
+from serve_bench import cpu_seconds, free_port, server_args, start_server, start_sink, write_bodies, wrk  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -40,10 +40,7 @@ def threads(pid):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--archive", default=os.environ.get("NEWSGROUPS_ARCHIVE", "data/20news-bydate.tar.gz"))
-    ap.add_argument("--serve", default="target/release/serve")
-    ap.add_argument("--model", default="data/model.bin")
+    ap = server_args(__doc__)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--modes", nargs="+", default=["off", "on", "off", "on"], choices=["off", "on", "sampled"])
