@@ -235,7 +235,7 @@ pub enum Queued {
     /// Spans of one hot-path unit of work, with their instrumentation scope.
     Lite(InstrumentationScope, Vec<LiteSpan>),
     /// Spans of one scope already encoded as the `spans` of an OTLP `ScopeSpans` (see
-    /// [`EncodedChunk`]); only queued for an exporter whose
+    /// `EncodedChunk`); only queued for an exporter whose
     /// [`QueuedExporter::takes_encoded`] is true.
     Encoded {
         /// Their instrumentation scope.
@@ -292,7 +292,8 @@ pub trait QueuedExporter: SpanExporter {
 impl QueuedExporter for opentelemetry_otlp::SpanExporter {}
 
 /// The export queue and its thread. Cheap to call from any thread: queueing is a push under a
-/// short lock. The tracer provider reaches it through [`SharedProcessor`], request spans through
+/// short lock (request spans for OTLP/HTTP go into the calling thread's own chunk first, see
+/// `EncodedChunk`). The tracer provider reaches it through [`SharedProcessor`], request spans through
 /// [`super::spans::SpanSink`].
 #[derive(Debug)]
 pub struct BoundedBatchProcessor {

@@ -6,7 +6,8 @@
 //! prost, which measures each nested message again at every level, then frees it all: about
 //! 11,000 instructions per span, more than the rest of the span's life. Here the same protobuf
 //! message is written field by field; only the resource and scope, which never change, go through
-//! the proto types.
+//! the proto types. Request spans arrive already encoded (`export::EncodedChunk`): a batch of
+//! them becomes the request body in one copy, its lengths summed up front.
 //!
 //! Everything else stays the SDK's: the endpoint, headers and timeout resolved from the `OTEL_*`
 //! variables, the request, the status and partial-success handling. The SDK exporter is asked to
