@@ -172,8 +172,12 @@ impl EncodedChunk {
         }
     }
 
+    /// Runs for every request: compared as the encoder compares scopes, by the name's address
+    /// first (a chunk nearly always holds clones of the one scope it is given).
     fn holds_other_scope(&self, scope: &InstrumentationScope) -> bool {
-        self.scope.as_ref().is_some_and(|s| s != scope)
+        self.scope
+            .as_ref()
+            .is_some_and(|s| !super::otlp::same_scope(s, scope))
     }
 }
 
@@ -591,12 +595,13 @@ impl<E: QueuedExporter> ExportLoop<E> {
     /// at once, it would double the exports under steady load, and an export costs about as much
     /// as encoding a hundred spans. Returns whether a full batch is queued again.
     fn export_queued(&mut self, drain: Drain) -> bool {
-        // The queue is left with room for a batch, allocated here rather than grown on the
-        // request path.
+        // Spans waiting in the threads' chunks go too when everything is sent.
         if drain == Drain::All {
             let dropped = self.queue.sweep_shards();
             self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
+        // The queue is left with room for a batch, allocated here rather than grown on the
+        // request path.
         let room = Pending::with_room(self.settings.max_export_batch_size);
         let pending = match self.queue.pending.lock() {
             Ok(mut p) => std::mem::replace(&mut *p, room),
@@ -872,5 +877,42 @@ mod tests {
         sink.submit(batch);
         SharedProcessor(lite).force_flush().expect("flush");
         assert_eq!(*lite_batches.lock().expect("recorder lock"), vec![5]);
+    }
+
+    #[test]
+    fn a_chunk_is_queued_before_spans_of_another_scope_join_it() {
+        // Chunks of 20 spans: nothing here fills one.
+        let (processor, _, _) = start_chunked(100, 80);
+        let sink = SpanSink::new(Box::new(Sampler::AlwaysOn), "a", Some(processor.clone()));
+        let (a, b) = (
+            InstrumentationScope::builder("a").build(),
+            InstrumentationScope::builder("b").build(),
+        );
+        processor.enqueue_lite(&a, five_spans(&sink));
+        processor.enqueue_lite(&a.clone(), five_spans(&sink));
+        processor.enqueue_lite(&b, five_spans(&sink));
+        let queued: Vec<(String, usize)> = processor
+            .queue
+            .pending
+            .lock()
+            .expect("queue lock")
+            .items
+            .iter()
+            .map(|q| match q {
+                Queued::Encoded { scope, spans, .. } => (scope.name().to_string(), *spans),
+                _ => (String::new(), 0),
+            })
+            .collect();
+        // The two requests of scope "a" (a clone is the same scope) share a chunk, which the
+        // request of scope "b" sends to the queue; "b" waits in the chunk.
+        assert_eq!(queued, vec![("a".to_string(), 10)]);
+        let waiting = processor.queue.shards[my_shard().0]
+            .0
+            .lock()
+            .expect("shard lock")
+            .scope
+            .as_ref()
+            .map(|s| s.name().to_string());
+        assert_eq!(waiting.as_deref(), Some("b"));
     }
 }

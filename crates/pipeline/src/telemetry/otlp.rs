@@ -139,7 +139,7 @@ impl SpanExporter for HttpProtoExporter {
 /// Scope equality, first by the address of the name (the clones of one scope, which is what a
 /// batch nearly always holds, share it): comparing whole scopes for every span was 7% of the
 /// encoding.
-fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+pub(crate) fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
     let shared_name = std::ptr::eq(a.name(), b.name());
     (shared_name
         && a.version() == b.version()
