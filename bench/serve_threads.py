@@ -6,7 +6,7 @@ cache lines moving between cores, the OTLP sink's own CPU).
 Per-thread times come from /proc/PID/task/*/stat (clock ticks), taken around one wrk run of
 DURATION seconds at CONNS connections after a 2 s warm-up; they are divided by that run's
 requests. Modes run one after the other in the order given ("sampled" is everything on with 10%
-of the traces sampled).
+of the traces sampled, "big-batch" everything on with export batches of 8192 spans).
 
     python3 bench/serve_threads.py [--conns 32] [--duration 8] [--modes off on off on]
 """
@@ -16,6 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from serve_bench import cpu_seconds, free_port, server_args, start_server, start_sink, write_bodies, wrk  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
+# "big-batch": everything on with 16x the standard export batch, to see the per-export share.
+BIG_BATCH = {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "8192", "OTEL_BSP_MAX_QUEUE_SIZE": "32768"}
 
 
 def threads(pid):
@@ -43,7 +45,7 @@ def main():
     ap = server_args(__doc__)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--duration", type=int, default=8)
-    ap.add_argument("--modes", nargs="+", default=["off", "on", "off", "on"], choices=["off", "on", "sampled"])
+    ap.add_argument("--modes", nargs="+", default=["off", "on", "off", "on"], choices=["off", "on", "sampled", "big-batch"])
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="serve-threads-")
     bodies = os.path.join(tmp, "bodies.jsonl")
@@ -55,7 +57,8 @@ def main():
     for mode in a.modes:
         port = free_port()
         proc, _ = start_server(a.serve, a.model, port, "off" if mode == "off" else "on", tmp, sink_port,
-                               0.1 if mode == "sampled" else 1.0)
+                               0.1 if mode == "sampled" else 1.0,
+                               overrides=BIG_BATCH if mode == "big-batch" else None)
         wrk(port, a.conns, 2, bodies)
         before, sink_before = threads(proc.pid), cpu_seconds(sink.pid)
         r = wrk(port, a.conns, a.duration, bodies)
