@@ -4,9 +4,9 @@
 //! Business code never touches this module after start-up: it uses `tracing` and `metrics`
 //! macros. Everything is configured the way users already know: `RUST_LOG` for log levels and the
 //! standard `OTEL_*` variables for traces (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
-//! `..._PROTOCOL` (`http/protobuf` or `grpc`), `..._HEADERS`, `..._TIMEOUT`, `OTEL_SERVICE_NAME`,
-//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`,
-//! `OTEL_TRACES_EXPORTER=none`). With no endpoint set, spans still get ids (for logs and response
+//! `..._PROTOCOL` (`http/protobuf` or `grpc`), `..._HEADERS`, `..._TIMEOUT`, `..._COMPRESSION`
+//! (`gzip` or `none`), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER=none`). With no endpoint set, spans still get ids (for logs and response
 //! headers) but nothing is exported.
 
 pub mod export;
@@ -64,6 +64,8 @@ pub enum TraceExport {
         protocol: String,
         /// The endpoint as configured.
         endpoint: String,
+        /// `gzip` or `none` (the default); anything else fails at start.
+        compression: String,
     },
 }
 
@@ -321,8 +323,15 @@ pub fn trace_export_from_env() -> TraceExport {
     let protocol = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .or_else(|| env_nonempty("OTEL_EXPORTER_OTLP_PROTOCOL"))
         .unwrap_or_else(|| "http/protobuf".to_owned());
+    let compression = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
+        .or_else(|| env_nonempty("OTEL_EXPORTER_OTLP_COMPRESSION"))
+        .map_or_else(|| "none".to_owned(), |c| c.to_ascii_lowercase());
     match endpoint {
-        Some(endpoint) => TraceExport::Otlp { protocol, endpoint },
+        Some(endpoint) => TraceExport::Otlp {
+            protocol,
+            endpoint,
+            compression,
+        },
         None => TraceExport::Disabled,
     }
 }
@@ -348,9 +357,20 @@ fn tracer_provider(
     let builder = SdkTracerProvider::builder()
         .with_resource(resource(service_name))
         .with_sampler(sampler.clone());
-    let TraceExport::Otlp { protocol, .. } = export else {
+    let TraceExport::Otlp {
+        protocol,
+        compression,
+        ..
+    } = export
+    else {
         return Ok((builder.build(), SpanSink::new(sampler, service_name, None)));
     };
+    // The SDK would warn where nobody sees it and send uncompressed.
+    if !matches!(compression.as_str(), "gzip" | "none") {
+        return Err(TelemetryError::Otel(format!(
+            "unsupported OTLP compression {compression:?} (OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION); use gzip or none"
+        )));
+    }
     // The exporter builders read the endpoint, headers, timeout and compression variables.
     let processor = match protocol.as_str() {
         "grpc" => export::BoundedBatchProcessor::start(

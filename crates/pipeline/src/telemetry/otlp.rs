@@ -9,9 +9,10 @@
 //! the proto types. Request spans arrive already encoded (`export::EncodedChunk`): a batch of
 //! them becomes the request body in one copy, its lengths summed up front.
 //!
-//! Everything else stays the SDK's: the endpoint, headers and timeout resolved from the `OTEL_*`
-//! variables, the request, the status and partial-success handling. The SDK exporter is asked to
-//! export an empty batch through an HTTP client that puts the body encoded here in the request.
+//! Everything else stays the SDK's: the endpoint, headers, timeout and compression resolved from
+//! the `OTEL_*` variables, the request, the status and partial-success handling. The SDK exporter
+//! is asked to export an empty batch through an HTTP client that puts the body encoded here in
+//! the request (gzip-compressed when the SDK's request says so).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -159,11 +160,30 @@ struct BodyClient {
 #[async_trait::async_trait]
 impl HttpClient for BodyClient {
     async fn send_bytes(&self, mut request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        if let Ok(body) = self.body.lock() {
-            *request.body_mut() = body.clone();
-        }
+        let body = match self.body.lock() {
+            Ok(body) => body.clone(),
+            Err(_) => return Err("span request body poisoned".into()),
+        };
+        // The SDK compressed its own (empty) body and said so in the headers: the body sent must
+        // match what they say.
+        *request.body_mut() = match request.headers().get("content-encoding") {
+            None => body,
+            Some(v) if v == "gzip" => gzip(&body)?,
+            Some(other) => return Err(format!("unsupported content-encoding {other:?}").into()),
+        };
         self.client.send_bytes(request).await
     }
+}
+
+/// `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`, at the SDK's level (flate2's default).
+fn gzip(body: &[u8]) -> Result<Bytes, std::io::Error> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::default(),
+    );
+    encoder.write_all(body)?;
+    encoder.finish().map(Bytes::from)
 }
 
 /// Protobuf writer with reused scratch buffers, one per nesting level.

@@ -1,5 +1,5 @@
 //! Shared test helpers: a model to serve, the real `serve` binary on an ephemeral loopback port,
-//! a raw HTTP/1.1 client, a Prometheus text reader, and an OTLP/HTTP receiver.
+//! a raw HTTP/1.1 client, a Prometheus text reader, and OTLP receivers (HTTP and gRPC).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -389,26 +389,29 @@ pub type SpanList = Arc<
     >,
 >;
 
-/// An OTLP/HTTP receiver on loopback that decodes the real protobuf.
+/// An OTLP/HTTP receiver on loopback that decodes the real protobuf, gzip-compressed or not.
 pub struct OtlpReceiver {
     pub endpoint: String,
     pub spans: SpanList,
+    /// The `Content-Encoding` of each request received (`identity` when there was none).
+    pub encodings: Arc<Mutex<Vec<String>>>,
 }
 
 impl OtlpReceiver {
     pub fn start() -> Self {
-        use prost::Message;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let spans: SpanList = Arc::default();
-        let sink = spans.clone();
+        let encodings: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (sink, seen) = (spans.clone(), encodings.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let sink = sink.clone();
+                let (sink, seen) = (sink.clone(), seen.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream);
                     loop {
                         let mut length = 0usize;
+                        let mut encoding = String::from("identity");
                         let mut line = String::new();
                         if reader.read_line(&mut line).unwrap_or(0) == 0 {
                             return;
@@ -421,26 +424,27 @@ impl OtlpReceiver {
                             if line == "\r\n" {
                                 break;
                             }
-                            if let Some((k, v)) = line.split_once(':')
-                                && k.eq_ignore_ascii_case("content-length")
-                            {
-                                length = v.trim().parse().unwrap_or(0);
+                            if let Some((k, v)) = line.split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    length = v.trim().parse().unwrap_or(0);
+                                } else if k.eq_ignore_ascii_case("content-encoding") {
+                                    encoding = v.trim().to_ascii_lowercase();
+                                }
                             }
                         }
                         let mut body = vec![0u8; length];
                         if reader.read_exact(&mut body).is_err() {
                             return;
                         }
-                        let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(&body[..])
-                            .expect("valid OTLP protobuf");
-                        for rs in request.resource_spans {
-                            let resource = rs.resource.unwrap_or_default();
-                            for ss in rs.scope_spans {
-                                for span in ss.spans {
-                                    sink.lock().expect("lock").push((resource.clone(), span));
-                                }
-                            }
+                        if encoding == "gzip" {
+                            let mut plain = Vec::new();
+                            flate2::read::GzDecoder::new(&body[..])
+                                .read_to_end(&mut plain)
+                                .expect("a gzip body");
+                            body = plain;
                         }
+                        seen.lock().expect("lock").push(encoding);
+                        store_spans(&sink, &body);
                         let _ = reader.get_mut().write_all(
                             b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
                         );
@@ -448,7 +452,48 @@ impl OtlpReceiver {
                 });
             }
         });
-        Self { endpoint, spans }
+        Self {
+            endpoint,
+            spans,
+            encodings,
+        }
+    }
+
+    /// An OTLP/gRPC receiver: `TraceService/Export` over HTTP/2 (hyper), the messages
+    /// gzip-compressed or not (`encodings` holds each request's `grpc-encoding`).
+    pub fn start_grpc() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let spans: SpanList = Arc::default();
+        let encodings: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (sink, seen) = (spans.clone(), encodings.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    let (sink, seen) = (sink.clone(), seen.clone());
+                    let service = hyper::service::service_fn(move |req| {
+                        grpc_export(req, sink.clone(), seen.clone())
+                    });
+                    tokio::spawn(
+                        hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                    );
+                }
+            });
+        });
+        Self {
+            endpoint,
+            spans,
+            encodings,
+        }
     }
 
     /// Waits (bounded) until `n` spans of `trace_id` (hex) arrived; returns them.
@@ -521,4 +566,84 @@ pub fn black_hole() -> (String, TcpListener) {
         }
     });
     (format!("http://{addr}"), listener)
+}
+
+/// Decodes one `ExportTraceServiceRequest` and keeps its spans.
+fn store_spans(sink: &SpanList, body: &[u8]) {
+    use prost::Message as _;
+    let request =
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body)
+            .expect("valid OTLP protobuf");
+    for rs in request.resource_spans {
+        let resource = rs.resource.unwrap_or_default();
+        for ss in rs.scope_spans {
+            for span in ss.spans {
+                sink.lock().expect("lock").push((resource.clone(), span));
+            }
+        }
+    }
+}
+
+/// One gRPC call: length-prefixed messages in, an empty `ExportTraceServiceResponse` and
+/// `grpc-status: 0` out.
+async fn grpc_export(
+    req: hyper::Request<hyper::body::Incoming>,
+    sink: SpanList,
+    seen: Arc<Mutex<Vec<String>>>,
+) -> Result<hyper::Response<GrpcOk>, hyper::Error> {
+    use http_body_util::BodyExt as _;
+    let encoding = req
+        .headers()
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_owned();
+    let body = req.into_body().collect().await?.to_bytes();
+    let mut rest = &body[..];
+    while rest.len() >= 5 {
+        let compressed = rest[0] == 1;
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let message = &rest[5..5 + len];
+        rest = &rest[5 + len..];
+        if compressed {
+            assert_eq!(encoding, "gzip", "a compressed message needs grpc-encoding");
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(message)
+                .read_to_end(&mut plain)
+                .expect("a gzip message");
+            store_spans(&sink, &plain);
+        } else {
+            store_spans(&sink, message);
+        }
+    }
+    seen.lock().expect("lock").push(encoding);
+    Ok(hyper::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(GrpcOk(0))
+        .expect("response"))
+}
+
+/// The body of a successful unary gRPC response: one empty message, then the status trailer.
+pub struct GrpcOk(u8);
+
+impl hyper::body::Body for GrpcOk {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let frame = match self.0 {
+            0 => hyper::body::Frame::data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0])),
+            1 => {
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                hyper::body::Frame::trailers(trailers)
+            }
+            _ => return std::task::Poll::Ready(None),
+        };
+        self.0 += 1;
+        std::task::Poll::Ready(Some(Ok(frame)))
+    }
 }

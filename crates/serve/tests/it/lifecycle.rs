@@ -71,9 +71,14 @@ fn sigterm_fails_readiness_at_once_finishes_in_flight_work_and_exits_0() {
 }
 
 fn start_fails(model: &std::path::Path) -> String {
+    start_fails_with(model, &[])
+}
+
+fn start_fails_with(model: &std::path::Path, env: &[(&str, &str)]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_serve"))
         .args(["--addr", "127.0.0.1:0", "--model"])
         .arg(model)
+        .envs(env.iter().copied())
         .output()
         .expect("run serve");
     assert!(!out.status.success());
@@ -101,4 +106,19 @@ fn a_corrupt_model_exits_non_zero_with_one_line() {
     let foreign = dir.path().join("foreign.bin");
     std::fs::write(&foreign, b"{\"not\": \"a model\"}").expect("write");
     assert!(start_fails(&foreign).contains("not a model file"));
+}
+
+#[test]
+fn an_unsupported_otlp_compression_exits_non_zero_with_one_line() {
+    let stderr = start_fails_with(
+        small_model(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+        ],
+    );
+    assert!(
+        stderr.contains("\"zstd\"") && stderr.contains("use gzip or none"),
+        "{stderr}"
+    );
 }

@@ -168,6 +168,89 @@ fn error_responses_are_traced_and_marked() {
 }
 
 #[test]
+fn otel_exporter_otlp_compression_gzip_compresses_the_export() {
+    let receiver = OtlpReceiver::start();
+    let server = Server::start(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[],
+        b"a new clutch for my car",
+    );
+    assert_eq!(r.status, 200);
+    let trace_id = r.header("x-trace-id").expect("trace id");
+    // The receiver decompresses gzip bodies: a plain body declared as gzip would fail here.
+    let spans = receiver.wait_for_trace(trace_id, 5);
+    assert_eq!(spans.len(), 5);
+    let encodings = receiver.encodings.lock().expect("lock").clone();
+    assert!(
+        !encodings.is_empty() && encodings.iter().all(|e| e == "gzip"),
+        "{encodings:?}"
+    );
+}
+
+#[test]
+fn grpc_export_delivers_the_spans_gzip_compressed_when_asked() {
+    for compression in ["none", "gzip"] {
+        let receiver = OtlpReceiver::start_grpc();
+        let server = Server::start(
+            &[],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", compression),
+                ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ],
+        );
+        let r = request(
+            server.addr,
+            "POST",
+            "/predict",
+            &[],
+            b"the shortstop caught it",
+        );
+        assert_eq!(r.status, 200);
+        let trace_id = r.header("x-trace-id").expect("trace id");
+        let spans = receiver.wait_for_trace(trace_id, 5);
+        assert_eq!(spans.len(), 5, "{compression}");
+        let expected = if compression == "gzip" {
+            "gzip"
+        } else {
+            "identity"
+        };
+        let encodings = receiver.encodings.lock().expect("lock").clone();
+        assert!(
+            encodings.iter().all(|e| e == expected),
+            "{compression}: {encodings:?}"
+        );
+    }
+}
+
+#[test]
+fn exports_are_uncompressed_by_default() {
+    let (server, receiver) = server_with_receiver();
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[],
+        b"the pitcher threw a curve",
+    );
+    let trace_id = r.header("x-trace-id").expect("trace id");
+    receiver.wait_for_trace(trace_id, 5);
+    let encodings = receiver.encodings.lock().expect("lock").clone();
+    assert!(encodings.iter().all(|e| e == "identity"), "{encodings:?}");
+}
+
+#[test]
 fn rust_log_decides_whether_access_lines_are_written() {
     // Start-up lines (target `serve`) stay on: the helper waits for "listening".
     let server = Server::start(&[], &[("RUST_LOG", "info,serve::app=warn")]);
