@@ -360,6 +360,7 @@ impl BoundedBatchProcessor {
                             control: control_rx,
                             settings,
                             stats: thread_stats,
+                            failures: FailureLog::default(),
                         }
                         .run();
                     }
@@ -541,6 +542,7 @@ struct ExportLoop<E> {
     control: Receiver<Control>,
     settings: BatchSettings,
     stats: Arc<ExportStats>,
+    failures: FailureLog,
 }
 
 impl<E: QueuedExporter> ExportLoop<E> {
@@ -646,11 +648,66 @@ impl<E: QueuedExporter> ExportLoop<E> {
         let result = self.runtime.block_on(async {
             tokio::time::timeout(timeout, self.exporter.export_queued(batch)).await
         });
-        let counter = match result {
-            Ok(Ok(())) => &self.stats.exported,
-            Ok(Err(_)) | Err(_) => &self.stats.failed,
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!(
+                "no answer within {timeout:?} (OTEL_BSP_EXPORT_TIMEOUT)"
+            )),
         };
-        counter.fetch_add(n, Ordering::Relaxed);
+        match error {
+            None => {
+                self.stats.exported.fetch_add(n, Ordering::Relaxed);
+                if let Some(lost) = self.failures.succeeded() {
+                    tracing::info!(spans_lost = lost, "span export works again");
+                }
+            }
+            Some(error) => {
+                self.stats.failed.fetch_add(n, Ordering::Relaxed);
+                if let Some(lost) = self.failures.failed(Instant::now(), n) {
+                    tracing::warn!(
+                        %error,
+                        spans_lost = lost,
+                        "span export failed; its spans are lost (reported at most once a minute)"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A failing collector is reported in the logs without a line per batch: the first failure at
+/// once, then at most once per [`FAILURE_LOG_EVERY`] with the spans lost meanwhile, and one line
+/// when exports work again.
+#[derive(Debug, Default)]
+struct FailureLog {
+    last_warned: Option<Instant>,
+    /// Spans lost since the last line about it.
+    unreported: u64,
+    /// A warning went out since the last "works again" line.
+    warned: bool,
+}
+
+/// See [`FailureLog`].
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl FailureLog {
+    /// Counts a failed batch; returns the spans to report if a warning is due.
+    fn failed(&mut self, now: Instant, spans: u64) -> Option<u64> {
+        self.unreported += spans;
+        let due = self
+            .last_warned
+            .is_none_or(|t| now.duration_since(t) >= FAILURE_LOG_EVERY);
+        due.then(|| {
+            self.last_warned = Some(now);
+            self.warned = true;
+            std::mem::take(&mut self.unreported)
+        })
+    }
+
+    /// After a warning, the first success returns the spans lost since it.
+    fn succeeded(&mut self) -> Option<u64> {
+        std::mem::take(&mut self.warned).then(|| std::mem::take(&mut self.unreported))
     }
 }
 
@@ -707,6 +764,32 @@ mod tests {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::yield_now();
         }
+    }
+
+    #[test]
+    fn a_failing_collector_is_reported_once_a_minute_and_its_recovery_once() {
+        let t0 = Instant::now();
+        let mut log = FailureLog::default();
+        assert_eq!(log.succeeded(), None, "nothing to say while all is well");
+        assert_eq!(log.failed(t0, 10), Some(10), "the first failure at once");
+        assert_eq!(log.failed(t0 + Duration::from_secs(1), 20), None);
+        assert_eq!(log.failed(t0 + Duration::from_secs(59), 30), None);
+        assert_eq!(
+            log.failed(t0 + FAILURE_LOG_EVERY, 40),
+            Some(90),
+            "a minute on, with the spans lost meanwhile"
+        );
+        assert_eq!(log.failed(t0 + Duration::from_secs(61), 5), None);
+        assert_eq!(
+            log.succeeded(),
+            Some(5),
+            "recovery names what was not reported"
+        );
+        assert_eq!(log.succeeded(), None, "and is said once");
+        // Flapping within the minute stays quiet; the loss is told with the next warning.
+        assert_eq!(log.failed(t0 + Duration::from_secs(62), 7), None);
+        assert_eq!(log.succeeded(), None);
+        assert_eq!(log.failed(t0 + 2 * FAILURE_LOG_EVERY, 1), Some(8));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope as ProtoScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use prost::Message as _;
 
@@ -38,6 +38,8 @@ use super::spans::{LiteSpan, LiteValue, UnixNanos};
 pub struct HttpProtoExporter {
     inner: opentelemetry_otlp::SpanExporter,
     body: Arc<Mutex<Bytes>>,
+    /// Shared with the client (see [`BodyClient`]).
+    last_error: Arc<Mutex<Option<String>>>,
     /// The encoded `Resource` message and the resource's schema URL.
     resource: (Vec<u8>, String),
     encoder: Mutex<Encoder>,
@@ -47,6 +49,7 @@ impl HttpProtoExporter {
     /// Builds the exporter from the `OTEL_EXPORTER_OTLP_*` variables, as the SDK's would be.
     pub fn from_env() -> Result<Self, String> {
         let body = Arc::new(Mutex::new(Bytes::new()));
+        let last_error = Arc::new(Mutex::new(None));
         let client = reqwest::Client::builder()
             .timeout(timeout_from_env())
             .build()
@@ -57,12 +60,14 @@ impl HttpProtoExporter {
             .with_http_client(BodyClient {
                 client,
                 body: body.clone(),
+                last_error: last_error.clone(),
             })
             .build()
             .map_err(|e| e.to_string())?;
         let mut exporter = Self {
             inner,
             body,
+            last_error,
             resource: (Vec::new(), String::new()),
             encoder: Mutex::new(Encoder::default()),
         };
@@ -88,7 +93,7 @@ impl HttpProtoExporter {
         let body = match self.encoder.lock() {
             Ok(mut encoder) => encoder.request(batch, &self.resource),
             Err(_) => {
-                return Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                return Err(OTelSdkError::InternalFailure(
                     "span encoder poisoned".into(),
                 ));
             }
@@ -96,7 +101,17 @@ impl HttpProtoExporter {
         if let Ok(mut slot) = self.body.lock() {
             *slot = body;
         }
-        self.inner.export(Vec::new()).await
+        if let Ok(mut slot) = self.last_error.lock() {
+            *slot = None;
+        }
+        let result = self.inner.export(Vec::new()).await;
+        let detail = self.last_error.lock().ok().and_then(|mut slot| slot.take());
+        match (result, detail) {
+            (Err(OTelSdkError::InternalFailure(e)), Some(detail)) => {
+                Err(OTelSdkError::InternalFailure(format!("{e} ({detail})")))
+            }
+            (result, _) => result,
+        }
     }
 }
 
@@ -155,6 +170,9 @@ pub(crate) fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> 
 struct BodyClient {
     client: reqwest::Client,
     body: Arc<Mutex<Bytes>>,
+    /// Why the last request could not be sent, with its causes: the SDK reports only "network
+    /// error".
+    last_error: Arc<Mutex<Option<String>>>,
 }
 
 #[async_trait::async_trait]
@@ -171,8 +189,28 @@ impl HttpClient for BodyClient {
             Some(v) if v == "gzip" => gzip(&body)?,
             Some(other) => return Err(format!("unsupported content-encoding {other:?}").into()),
         };
-        self.client.send_bytes(request).await
+        let result = self.client.send_bytes(request).await;
+        if let (Err(e), Ok(mut slot)) = (&result, self.last_error.lock()) {
+            *slot = Some(error_chain(e.as_ref()));
+        }
+        result
     }
+}
+
+/// An error and its sources, `: `-separated.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some wrappers repeat their cause's text.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`, at the SDK's level (flate2's default).
@@ -900,6 +938,32 @@ mod tests {
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use std::borrow::Cow;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn an_error_is_told_with_its_causes_each_once() {
+        #[derive(Debug)]
+        struct Wrap(&'static str, Option<std::io::Error>);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_ref().map(|e| e as _)
+            }
+        }
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(
+            error_chain(&Wrap("sending", Some(refused()))),
+            "sending: refused"
+        );
+        assert_eq!(
+            error_chain(&Wrap("connect: refused", Some(refused()))),
+            "connect: refused"
+        );
+        assert_eq!(error_chain(&Wrap("alone", None)), "alone");
+    }
 
     fn span(name: &'static str, scope: &'static str, parent: u64, status: Status) -> SpanData {
         let mut events = SpanEvents::default();

@@ -90,7 +90,8 @@ fn overload_gets_503_with_retry_after_instead_of_a_queue() {
     );
 }
 
-fn collector_down(protocol: &str, endpoint: &str) {
+/// `reason`: what the export failure's log line must say of the cause.
+fn collector_down(protocol: &str, endpoint: &str, reason: &str) {
     let mut server = Server::start(
         &["--worker-threads", "1", "--telemetry-flush-timeout", "2s"],
         &[
@@ -114,10 +115,34 @@ fn collector_down(protocol: &str, endpoint: &str) {
             "request {i} with the collector down ({protocol} {endpoint})"
         );
     }
+    // The failure is told once, with its reason, not once per batch.
+    let is_export_failure = |l: &serde_json::Value| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("span export failed"))
+    };
+    let warning = server.wait_for_log(is_export_failure);
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(
+        warning["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(reason)),
+        "the cause ({reason}) is named: {warning}"
+    );
+    assert!(
+        warning["spans_lost"].as_u64().is_some_and(|n| n > 0),
+        "{warning}"
+    );
     server.terminate();
     let (status, took) = server.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(6), "shutdown took {took:?}");
+    let warnings = server
+        .logs()
+        .into_iter()
+        .filter(|l| is_export_failure(l))
+        .count();
+    assert_eq!(warnings, 1, "{:?}", server.raw_logs());
 }
 
 #[test]
@@ -125,24 +150,29 @@ fn collector_on_a_closed_port_changes_nothing_http() {
     collector_down(
         "http/protobuf",
         &format!("http://127.0.0.1:{}", closed_port()),
+        "Connection refused",
     );
 }
 
 #[test]
 fn collector_on_a_closed_port_changes_nothing_grpc_one_worker() {
-    collector_down("grpc", &format!("http://127.0.0.1:{}", closed_port()));
+    collector_down(
+        "grpc",
+        &format!("http://127.0.0.1:{}", closed_port()),
+        "Connection refused",
+    );
 }
 
 #[test]
 fn black_holed_collector_changes_nothing_http() {
     let (endpoint, _hold) = black_hole();
-    collector_down("http/protobuf", &endpoint);
+    collector_down("http/protobuf", &endpoint, "");
 }
 
 #[test]
 fn black_holed_collector_changes_nothing_grpc_one_worker() {
     let (endpoint, _hold) = black_hole();
-    collector_down("grpc", &endpoint);
+    collector_down("grpc", &endpoint, "");
 }
 
 #[test]
