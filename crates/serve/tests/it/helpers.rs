@@ -395,6 +395,8 @@ pub struct OtlpReceiver {
     pub spans: SpanList,
     /// The `Content-Encoding` of each request received (`identity` when there was none).
     pub encodings: Arc<Mutex<Vec<String>>>,
+    /// Every request header received over HTTP, as `name: value` with the name in lowercase.
+    pub headers: Arc<Mutex<Vec<String>>>,
 }
 
 impl OtlpReceiver {
@@ -403,10 +405,11 @@ impl OtlpReceiver {
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let spans: SpanList = Arc::default();
         let encodings: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (sink, seen) = (spans.clone(), encodings.clone());
+        let headers: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (sink, seen, heard) = (spans.clone(), encodings.clone(), headers.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (sink, seen) = (sink.clone(), seen.clone());
+                let (sink, seen, heard) = (sink.clone(), seen.clone(), heard.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream);
                     loop {
@@ -425,6 +428,11 @@ impl OtlpReceiver {
                                 break;
                             }
                             if let Some((k, v)) = line.split_once(':') {
+                                heard.lock().expect("lock").push(format!(
+                                    "{}: {}",
+                                    k.to_ascii_lowercase(),
+                                    v.trim()
+                                ));
                                 if k.eq_ignore_ascii_case("content-length") {
                                     length = v.trim().parse().unwrap_or(0);
                                 } else if k.eq_ignore_ascii_case("content-encoding") {
@@ -456,6 +464,7 @@ impl OtlpReceiver {
             endpoint,
             spans,
             encodings,
+            headers,
         }
     }
 
@@ -493,6 +502,7 @@ impl OtlpReceiver {
             endpoint,
             spans,
             encodings,
+            headers: Arc::default(),
         }
     }
 

@@ -99,16 +99,8 @@ fn a_request_is_one_server_span_with_four_step_children_in_the_callers_trace() {
         "{line}"
     );
 
-    let (resource, _) = receiver.spans.lock().expect("lock")[0].clone();
-    let service = resource
-        .attributes
-        .iter()
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| kv.value.clone());
-    assert!(
-        format!("{service:?}").contains("doc-classifier"),
-        "{service:?}"
-    );
+    let service = resource_attr(&receiver, "service.name");
+    assert!(service.contains("doc-classifier"), "{service}");
 }
 
 #[test]
@@ -165,6 +157,86 @@ fn error_responses_are_traced_and_marked() {
         ["request rejected"],
         "a warning is also a span event"
     );
+}
+
+/// The resource attribute `key` of the spans received, as its debug text.
+fn resource_attr(receiver: &OtlpReceiver, key: &str) -> String {
+    let (resource, _) = receiver.spans.lock().expect("lock")[0].clone();
+    let value = resource
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.clone());
+    format!("{value:?}")
+}
+
+#[test]
+fn the_standard_variables_set_the_service_the_resource_and_the_export_headers() {
+    let receiver = OtlpReceiver::start();
+    let server = Server::start(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTEL_SERVICE_NAME", "classifier-canary"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=staging",
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme"),
+        ],
+    );
+    let r = request(server.addr, "POST", "/predict", &[], b"my bike needs tyres");
+    receiver.wait_for_trace(r.header("x-trace-id").expect("trace id"), 5);
+    assert!(resource_attr(&receiver, "service.name").contains("classifier-canary"));
+    assert!(resource_attr(&receiver, "deployment.environment.name").contains("staging"));
+    let headers = receiver.headers.lock().expect("lock").clone();
+    assert!(headers.iter().any(|h| h == "x-tenant: acme"), "{headers:?}");
+}
+
+#[test]
+fn the_sampler_variables_decide_what_is_exported_and_a_sampled_caller_is_followed() {
+    let receiver = OtlpReceiver::start();
+    let mut server = Server::start(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    );
+    // A new trace, sampled at ratio 0: named in the response, flagged not sampled, not exported.
+    let own = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[],
+        b"the umpire called it",
+    );
+    assert_eq!(own.status, 200);
+    let own_trace = own.header("x-trace-id").expect("trace id").to_owned();
+    let traceresponse = own.header("traceresponse").expect("traceresponse");
+    assert!(traceresponse.ends_with("-00"), "{traceresponse}");
+    // A caller's sampled trace is followed whatever the ratio.
+    let caller_trace = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{caller_trace}-b7ad6b7169203331-01");
+    let joined = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[("traceparent", traceparent.as_str())],
+        b"the umpire called it again",
+    );
+    assert_eq!(joined.status, 200);
+    // Shutdown flushes whatever is queued, so after it the receiver has all it will get.
+    server.terminate();
+    let (status, _) = server.wait_exit(std::time::Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let spans = receiver.spans.lock().expect("lock").clone();
+    let traces: Vec<String> = spans.iter().map(|(_, s)| hex(&s.trace_id)).collect();
+    assert_eq!(traces.len(), 5, "{traces:?}");
+    assert!(traces.iter().all(|t| t == caller_trace), "{traces:?}");
+    assert!(!traces.contains(&own_trace));
 }
 
 #[test]
