@@ -254,6 +254,13 @@ fn error_response(e: &ApiError) -> HttpResponse {
         ApiError::MethodNotAllowed { allowed, .. } => {
             headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
         }
+        // RFC 9110 §15.5.16: say which codings would do.
+        ApiError::UnsupportedEncoding(_) => {
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static(crate::predict::ACCEPTED_ENCODINGS),
+            );
+        }
         _ => {}
     }
     if e.closes_connection() {

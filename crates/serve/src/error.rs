@@ -18,6 +18,19 @@ pub enum ApiError {
         /// Whether the rest of the body was read and discarded (the connection can stay open).
         drained: bool,
     },
+    /// A `Content-Encoding` other than gzip, deflate or identity.
+    #[error(
+        "content-encoding {0:?} is not supported; send the body uncompressed, or with gzip or deflate"
+    )]
+    UnsupportedEncoding(String),
+    /// A compressed body that does not decompress.
+    #[error("the request body is not valid {coding}: {reason}")]
+    BadEncoding {
+        /// `gzip` or `deflate`.
+        coding: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
     /// JSON that does not parse or lacks `text`.
     #[error("malformed JSON: {0}; expected {{\"text\": \"...\"}}")]
     BadJson(String),
@@ -52,7 +65,10 @@ impl ApiError {
     /// HTTP status code.
     pub fn status(&self) -> u16 {
         match self {
-            Self::EmptyBody | Self::BadJson(_) | Self::BodyRead(_) => 400,
+            Self::EmptyBody | Self::BadJson(_) | Self::BodyRead(_) | Self::BadEncoding { .. } => {
+                400
+            }
+            Self::UnsupportedEncoding(_) => 415,
             Self::NotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Timeout(_) => 408,
@@ -64,7 +80,11 @@ impl ApiError {
     /// The `reason` label.
     pub fn reason(&self) -> ErrorReason {
         match self {
-            Self::EmptyBody | Self::BadJson(_) | Self::BodyRead(_) => ErrorReason::BadInput,
+            Self::EmptyBody
+            | Self::BadJson(_)
+            | Self::BodyRead(_)
+            | Self::BadEncoding { .. }
+            | Self::UnsupportedEncoding(_) => ErrorReason::BadInput,
             Self::TooLarge { .. } => ErrorReason::TooLarge,
             Self::Timeout(_) => ErrorReason::Timeout,
             Self::Overloaded(_) => ErrorReason::Overloaded,

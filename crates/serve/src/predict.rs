@@ -56,8 +56,11 @@ pub(crate) async fn predict(
         .try_acquire()
         .map_err(|_| ApiError::Overloaded(app.limits.max_concurrency))?;
     let is_json = is_json(&req);
+    let coding = content_coding(&req);
     let body = read_body(app, req).await?;
     app.requests.body_read(Route::Predict, body.len());
+    // Checked once the body is read, so the connection stays clean for the next request.
+    let body = decode_body(body, coding?, app.limits.max_body_bytes)?;
     let text = document(&body, is_json)?;
     let model = &app.model.model;
     let metrics = &app.model_metrics;
@@ -109,6 +112,67 @@ fn is_json(req: &Request<Incoming>) -> bool {
             let m = m.trim().to_ascii_lowercase();
             m == "application/json" || m.ends_with("+json")
         })
+}
+
+/// The request content codings accepted (RFC 9110 §8.4.1), for `Accept-Encoding` on a 415.
+pub(crate) const ACCEPTED_ENCODINGS: &str = "gzip, deflate";
+
+/// How the body is encoded (`Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Identity,
+    Gzip,
+    /// RFC 9110's "deflate": zlib format.
+    Deflate,
+}
+
+/// Unknown codings are refused: classifying compressed bytes as text would answer 200 with a
+/// confident guess about noise.
+fn content_coding(req: &Request<Incoming>) -> Result<Coding, ApiError> {
+    let Some(value) = req.headers().get(header::CONTENT_ENCODING) else {
+        return Ok(Coding::Identity);
+    };
+    let name = String::from_utf8_lossy(value.as_bytes())
+        .trim()
+        .to_ascii_lowercase();
+    match name.as_str() {
+        "" | "identity" => Ok(Coding::Identity),
+        "gzip" | "x-gzip" => Ok(Coding::Gzip),
+        "deflate" => Ok(Coding::Deflate),
+        _ => Err(ApiError::UnsupportedEncoding(name)),
+    }
+}
+
+/// The decompressed body, held to the same limit as an uncompressed one (a small body must not
+/// inflate into gigabytes).
+fn decode_body(body: Bytes, coding: Coding, limit: u64) -> Result<Bytes, ApiError> {
+    use std::io::Read as _;
+    let (name, reader): (&'static str, Box<dyn std::io::Read + '_>) = match coding {
+        Coding::Identity => return Ok(body),
+        Coding::Gzip => (
+            "gzip",
+            Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+        ),
+        Coding::Deflate => (
+            "deflate",
+            Box::new(flate2::read::ZlibDecoder::new(&body[..])),
+        ),
+    };
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit as usize));
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadEncoding {
+            coding: name,
+            reason: e.to_string(),
+        })?;
+    if out.len() as u64 > limit {
+        return Err(ApiError::TooLarge {
+            limit,
+            drained: true,
+        });
+    }
+    Ok(Bytes::from(out))
 }
 
 /// How long an oversized body may take to be discarded before the connection is closed instead.
@@ -258,6 +322,36 @@ mod tests {
             Some("{\"text\": \"puck\"}")
         );
         assert_eq!(document(b"caf\xe9", false).ok().as_deref(), Some("café"));
+    }
+
+    #[test]
+    fn compressed_bodies_decode_within_the_limit() {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&[b'x'; 100]).expect("gzip");
+        let gz = Bytes::from(e.finish().expect("gzip"));
+        let decoded = decode_body(gz.clone(), Coding::Gzip, 100).expect("within the limit");
+        assert_eq!(&decoded[..], &[b'x'; 100][..]);
+        assert!(matches!(
+            decode_body(gz.clone(), Coding::Gzip, 99),
+            Err(ApiError::TooLarge { limit: 99, .. })
+        ));
+        assert!(matches!(
+            decode_body(gz.clone(), Coding::Deflate, 1000),
+            Err(ApiError::BadEncoding {
+                coding: "deflate",
+                ..
+            })
+        ));
+        let cut = gz.slice(..gz.len() - 4);
+        assert!(matches!(
+            decode_body(cut, Coding::Gzip, 1000),
+            Err(ApiError::BadEncoding { coding: "gzip", .. })
+        ));
+        assert_eq!(
+            decode_body(gz.clone(), Coding::Identity, 1).expect("as is"),
+            gz
+        );
     }
 
     #[test]

@@ -88,6 +88,110 @@ type Case<'a> = (
     &'a str,
 );
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+fn zlib(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).expect("deflate");
+    e.finish().expect("deflate")
+}
+
+#[test]
+fn gzip_and_deflate_bodies_are_decompressed_and_other_codings_get_415() {
+    let server = Server::start(&["--max-body-bytes", "10000"], &[]);
+    let text = b"the goalie stopped the puck in the hockey playoffs";
+    let plain = request(server.addr, "POST", "/predict", &[], text).json();
+    for (coding, body) in [("gzip", gzip(text)), ("deflate", zlib(text))] {
+        let r = request(
+            server.addr,
+            "POST",
+            "/predict",
+            &[("Content-Encoding", coding)],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{coding}: {}", r.body);
+        assert_eq!(r.json(), plain, "{coding}: the same answer as uncompressed");
+    }
+    let json = serde_json::json!({ "text": "new brakes for my car" }).to_string();
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+        &gzip(json.as_bytes()),
+    );
+    assert_eq!(r.json()["result"], "rec.autos", "{}", r.body);
+
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[("Content-Encoding", "br")],
+        b"\x1b\x03\x00",
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    assert_eq!(r.json()["error"], "bad_input");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"br\""))
+    );
+    assert_eq!(r.header("accept-encoding"), Some("gzip, deflate"));
+
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[("Content-Encoding", "gzip")],
+        text,
+    );
+    assert_eq!(r.status, 400, "not gzip: {}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid gzip"))
+    );
+
+    // 1.4 MB of text in a 1.4 KB body: held to the body limit once decompressed.
+    let bomb = gzip(&vec![b'a'; 1_400_000]);
+    assert!(bomb.len() < 10_000);
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[("Content-Encoding", "gzip")],
+        &bomb,
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+
+    let m = server.metrics();
+    assert_eq!(
+        m.sum("model_predictions_total", &[]),
+        4.0,
+        "only the good ones"
+    );
+    assert_eq!(
+        m.value(
+            "http_server_errors_total",
+            &[
+                ("http_route", "/predict"),
+                ("status_class", "4xx"),
+                ("reason", "bad_input")
+            ]
+        ),
+        Some(2.0)
+    );
+}
+
 #[test]
 fn bad_input_gets_a_json_error_is_counted_logged_once_and_changes_nothing() {
     let server = Server::start(&[], &[]);
