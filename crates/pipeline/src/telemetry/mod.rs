@@ -112,6 +112,8 @@ pub struct Telemetry {
     pub export_stats: Arc<ExportStats>,
     /// Where spans go.
     pub trace_export: TraceExport,
+    /// The sampler in use, from `OTEL_TRACES_SAMPLER[_ARG]` (`none` when the SDK is disabled).
+    pub sampler: String,
     provider: Option<SdkTracerProvider>,
     span_sink: Option<SpanSink>,
     log_flush: json_log::LogFlush<NonBlocking>,
@@ -124,6 +126,10 @@ impl Telemetry {
         let metrics = install_metrics(&config.histogram_buckets)?;
         let export_stats = Arc::new(ExportStats::default());
         let trace_export = trace_export_from_env();
+        let sampler = match &trace_export {
+            TraceExport::SdkDisabled => "none".to_owned(),
+            _ => sampler_from_env()?,
+        };
         let (provider, span_sink) = match &trace_export {
             TraceExport::SdkDisabled => (None, None),
             _ => {
@@ -218,6 +224,7 @@ impl Telemetry {
             metrics,
             export_stats,
             trace_export,
+            sampler,
             provider,
             span_sink,
             log_flush,
@@ -334,6 +341,40 @@ pub fn trace_export_from_env() -> TraceExport {
         },
         None => TraceExport::Disabled,
     }
+}
+
+/// Checks `OTEL_TRACES_SAMPLER[_ARG]` and describes the sampler they make. The SDK warns where
+/// nobody sees it and falls back to sampling everything, so a typo would silently cost a full
+/// trace of every request; here it stops the start with a message instead.
+pub fn sampler_from_env() -> Result<String, TelemetryError> {
+    const RATIO: [&str; 2] = ["traceidratio", "parentbased_traceidratio"];
+    const OTHERS: [&str; 4] = [
+        "always_on",
+        "always_off",
+        "parentbased_always_on",
+        "parentbased_always_off",
+    ];
+    let name = env_nonempty("OTEL_TRACES_SAMPLER");
+    if let Some(name) = &name {
+        if !RATIO.contains(&name.as_str()) && !OTHERS.contains(&name.as_str()) {
+            return Err(TelemetryError::Otel(format!(
+                "unsupported OTEL_TRACES_SAMPLER {name:?}; use one of {}",
+                [RATIO.as_slice(), OTHERS.as_slice()].concat().join(", ")
+            )));
+        }
+        if RATIO.contains(&name.as_str())
+            && let Some(arg) = env_nonempty("OTEL_TRACES_SAMPLER_ARG")
+            && !arg.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r))
+        {
+            return Err(TelemetryError::Otel(format!(
+                "OTEL_TRACES_SAMPLER_ARG {arg:?} is not a ratio; use a number from 0 to 1 (0.1 keeps one trace in ten)"
+            )));
+        }
+    }
+    Ok(format!(
+        "{:?}",
+        opentelemetry_sdk::trace::Config::default().sampler
+    ))
 }
 
 fn resource(default_service_name: &'static str) -> Resource {

@@ -122,3 +122,36 @@ fn an_unsupported_otlp_compression_exits_non_zero_with_one_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_mistyped_sampler_or_ratio_exits_non_zero_with_one_line() {
+    let stderr = start_fails_with(small_model(), &[("OTEL_TRACES_SAMPLER", "always_of")]);
+    assert!(
+        stderr.contains("\"always_of\"") && stderr.contains("parentbased_traceidratio"),
+        "{stderr}"
+    );
+    let stderr = start_fails_with(
+        small_model(),
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "10%"),
+        ],
+    );
+    assert!(
+        stderr.contains("\"10%\"") && stderr.contains("from 0 to 1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_start_line_names_the_sampler_in_use() {
+    let server = Server::start(
+        &[],
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ],
+    );
+    let line = server.wait_for_log(|l| l["message"] == "listening");
+    assert_eq!(line["sampler"], "ParentBased(TraceIdRatioBased(0.25))");
+}
