@@ -239,17 +239,16 @@ fn the_sampler_variables_decide_what_is_exported_and_a_sampled_caller_is_followe
     assert!(!traces.contains(&own_trace));
 }
 
-#[test]
-fn otel_exporter_otlp_compression_gzip_compresses_the_export() {
-    let receiver = OtlpReceiver::start();
-    let server = Server::start(
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ],
-    );
+/// Serves one request with the spans exported to `receiver` under `env`; returns the encodings
+/// the receiver saw once the request's five spans arrived (it decodes gzip, so a plain body
+/// declared as gzip would never arrive).
+fn export_encodings(receiver: &OtlpReceiver, env: &[(&str, &str)]) -> Vec<String> {
+    let mut all = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ];
+    all.extend_from_slice(env);
+    let server = Server::start(&[], &all);
     let r = request(
         server.addr,
         "POST",
@@ -259,67 +258,40 @@ fn otel_exporter_otlp_compression_gzip_compresses_the_export() {
     );
     assert_eq!(r.status, 200);
     let trace_id = r.header("x-trace-id").expect("trace id");
-    // The receiver decompresses gzip bodies: a plain body declared as gzip would fail here.
-    let spans = receiver.wait_for_trace(trace_id, 5);
-    assert_eq!(spans.len(), 5);
-    let encodings = receiver.encodings.lock().expect("lock").clone();
-    assert!(
-        !encodings.is_empty() && encodings.iter().all(|e| e == "gzip"),
-        "{encodings:?}"
-    );
+    assert_eq!(receiver.wait_for_trace(trace_id, 5).len(), 5, "{env:?}");
+    receiver.encodings.lock().expect("lock").clone()
+}
+
+#[test]
+fn otel_exporter_otlp_compression_gzip_compresses_the_export() {
+    let receiver = OtlpReceiver::start();
+    let encodings = export_encodings(&receiver, &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]);
+    assert!(encodings.iter().all(|e| e == "gzip"), "{encodings:?}");
+}
+
+#[test]
+fn exports_are_uncompressed_by_default() {
+    let receiver = OtlpReceiver::start();
+    let encodings = export_encodings(&receiver, &[]);
+    assert!(encodings.iter().all(|e| e == "identity"), "{encodings:?}");
 }
 
 #[test]
 fn grpc_export_delivers_the_spans_gzip_compressed_when_asked() {
-    for compression in ["none", "gzip"] {
+    for (compression, expected) in [("none", "identity"), ("gzip", "gzip")] {
         let receiver = OtlpReceiver::start_grpc();
-        let server = Server::start(
-            &[],
+        let encodings = export_encodings(
+            &receiver,
             &[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
                 ("OTEL_EXPORTER_OTLP_COMPRESSION", compression),
-                ("OTEL_BSP_SCHEDULE_DELAY", "50"),
             ],
         );
-        let r = request(
-            server.addr,
-            "POST",
-            "/predict",
-            &[],
-            b"the shortstop caught it",
-        );
-        assert_eq!(r.status, 200);
-        let trace_id = r.header("x-trace-id").expect("trace id");
-        let spans = receiver.wait_for_trace(trace_id, 5);
-        assert_eq!(spans.len(), 5, "{compression}");
-        let expected = if compression == "gzip" {
-            "gzip"
-        } else {
-            "identity"
-        };
-        let encodings = receiver.encodings.lock().expect("lock").clone();
         assert!(
             encodings.iter().all(|e| e == expected),
             "{compression}: {encodings:?}"
         );
     }
-}
-
-#[test]
-fn exports_are_uncompressed_by_default() {
-    let (server, receiver) = server_with_receiver();
-    let r = request(
-        server.addr,
-        "POST",
-        "/predict",
-        &[],
-        b"the pitcher threw a curve",
-    );
-    let trace_id = r.header("x-trace-id").expect("trace id");
-    receiver.wait_for_trace(trace_id, 5);
-    let encodings = receiver.encodings.lock().expect("lock").clone();
-    assert!(encodings.iter().all(|e| e == "identity"), "{encodings:?}");
 }
 
 #[test]
