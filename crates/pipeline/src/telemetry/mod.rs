@@ -6,8 +6,10 @@
 //! standard `OTEL_*` variables for traces (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
 //! `..._PROTOCOL` (`http/protobuf` or `grpc`), `..._HEADERS`, `..._TIMEOUT`, `..._COMPRESSION`
 //! (`gzip` or `none`), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
-//! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER=none`). With no endpoint set, spans still get ids (for logs and response
-//! headers) but nothing is exported.
+//! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER=none`).
+//! With no endpoint set, spans still get ids (for logs and response headers) but nothing is
+//! exported. Values the SDK would ignore with a warning nobody sees (an unknown sampler,
+//! protocol or compression) stop the start with a message instead.
 
 pub mod export;
 pub mod json_log;
