@@ -5,17 +5,19 @@
 //! macros. Everything is configured the way users already know: `RUST_LOG` for log levels and the
 //! standard `OTEL_*` variables for traces (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
 //! `..._PROTOCOL` (`http/protobuf` or `grpc`), `..._HEADERS`, `..._TIMEOUT`, `..._COMPRESSION`
-//! (`gzip` or `none`), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! (`gzip` or `none`), `..._CERTIFICATE`, `..._CLIENT_CERTIFICATE`, `..._CLIENT_KEY` (PEM files
+//! for an `https://` collector, see [`tls`]), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER=none`).
 //! With no endpoint set, spans still get ids (for logs and response headers) but nothing is
 //! exported. Values the SDK would ignore with a warning nobody sees (an unknown sampler,
-//! protocol or compression) stop the start with a message instead.
+//! protocol or compression, an unreadable certificate) stop the start with a message instead.
 
 pub mod export;
 pub mod json_log;
 pub mod otlp;
 pub mod sharded_metrics;
 pub mod spans;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -403,7 +405,7 @@ fn tracer_provider(
     let TraceExport::Otlp {
         protocol,
         compression,
-        ..
+        endpoint,
     } = export
     else {
         return Ok((builder.build(), SpanSink::new(sampler, service_name, None)));
@@ -415,13 +417,20 @@ fn tracer_provider(
         )));
     }
     // The exporter builders read the endpoint, headers, timeout and compression variables.
+    let https = endpoint
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
     let processor = match protocol.as_str() {
         "grpc" => export::BoundedBatchProcessor::start(
-            || {
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .build()
-                    .map_err(|e| e.to_string())
+            move || {
+                use opentelemetry_otlp::WithTonicConfig as _;
+                let tls = tls::ExportTls::from_env()?;
+                let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+                // Without a TLS config the SDK's channel trusts no root at all.
+                if https {
+                    builder = builder.with_tls_config(tls.tonic_config());
+                }
+                builder.build().map_err(|e| e.to_string())
             },
             BatchSettings::from_env(),
             stats,

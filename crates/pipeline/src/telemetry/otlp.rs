@@ -50,8 +50,9 @@ impl HttpProtoExporter {
     pub fn from_env() -> Result<Self, String> {
         let body = Arc::new(Mutex::new(Bytes::new()));
         let last_error = Arc::new(Mutex::new(None));
-        let client = reqwest::Client::builder()
-            .timeout(timeout_from_env())
+        let tls = super::tls::ExportTls::from_env()?;
+        let client = tls
+            .apply_to_reqwest(reqwest::Client::builder().timeout(timeout_from_env()))?
             .build()
             .map_err(|e| format!("failed to build the reqwest HTTP client: {e}"))?;
         let inner = opentelemetry_otlp::SpanExporter::builder()

@@ -401,8 +401,19 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub fn start() -> Self {
+        Self::start_http(None)
+    }
+
+    /// An OTLP/HTTP receiver over TLS (`https://127.0.0.1:port`) with this server configuration;
+    /// a connection whose handshake fails is closed and nothing is recorded.
+    pub fn start_tls(config: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_http(Some(config))
+    }
+
+    fn start_http(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let spans: SpanList = Arc::default();
         let encodings: Arc<Mutex<Vec<String>>> = Arc::default();
         let headers: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -410,52 +421,13 @@ impl OtlpReceiver {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (sink, seen, heard) = (sink.clone(), seen.clone(), heard.clone());
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream);
-                    loop {
-                        let mut length = 0usize;
-                        let mut encoding = String::from("identity");
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        loop {
-                            line.clear();
-                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            if let Some((k, v)) = line.split_once(':') {
-                                heard.lock().expect("lock").push(format!(
-                                    "{}: {}",
-                                    k.to_ascii_lowercase(),
-                                    v.trim()
-                                ));
-                                if k.eq_ignore_ascii_case("content-length") {
-                                    length = v.trim().parse().unwrap_or(0);
-                                } else if k.eq_ignore_ascii_case("content-encoding") {
-                                    encoding = v.trim().to_ascii_lowercase();
-                                }
-                            }
-                        }
-                        let mut body = vec![0u8; length];
-                        if reader.read_exact(&mut body).is_err() {
-                            return;
-                        }
-                        if encoding == "gzip" {
-                            let mut plain = Vec::new();
-                            flate2::read::GzDecoder::new(&body[..])
-                                .read_to_end(&mut plain)
-                                .expect("a gzip body");
-                            body = plain;
-                        }
-                        seen.lock().expect("lock").push(encoding);
-                        store_spans(&sink, &body);
-                        let _ = reader.get_mut().write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
-                        );
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve_otlp_http(stream, &sink, &seen, &heard),
+                    Some(config) => {
+                        let session = rustls::ServerConnection::new(config).expect("session");
+                        let stream = rustls::StreamOwned::new(session, stream);
+                        serve_otlp_http(stream, &sink, &seen, &heard);
                     }
                 });
             }
@@ -471,9 +443,21 @@ impl OtlpReceiver {
     /// An OTLP/gRPC receiver: `TraceService/Export` over HTTP/2 (hyper), the messages
     /// gzip-compressed or not (`encodings` holds each request's `grpc-encoding`).
     pub fn start_grpc() -> Self {
+        Self::start_grpc_with(None)
+    }
+
+    /// The OTLP/gRPC receiver over TLS (`https://127.0.0.1:port`, ALPN `h2`).
+    pub fn start_grpc_tls(config: Arc<rustls::ServerConfig>) -> Self {
+        let mut config = Arc::unwrap_or_clone(config);
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Self::start_grpc_with(Some(Arc::new(config)))
+    }
+
+    fn start_grpc_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let spans: SpanList = Arc::default();
         let encodings: Arc<Mutex<Vec<String>>> = Arc::default();
         let (sink, seen) = (spans.clone(), encodings.clone());
@@ -484,17 +468,37 @@ impl OtlpReceiver {
                 .expect("runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
                 while let Ok((stream, _)) = listener.accept().await {
                     let (sink, seen) = (sink.clone(), seen.clone());
                     let service = hyper::service::service_fn(move |req| {
                         grpc_export(req, sink.clone(), seen.clone())
                     });
-                    tokio::spawn(
-                        hyper::server::conn::http2::Builder::new(
-                            hyper_util::rt::TokioExecutor::new(),
-                        )
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                    let http2 = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
                     );
+                    match acceptor.clone() {
+                        None => {
+                            tokio::spawn(
+                                http2.serve_connection(
+                                    hyper_util::rt::TokioIo::new(stream),
+                                    service,
+                                ),
+                            );
+                        }
+                        Some(acceptor) => {
+                            tokio::spawn(async move {
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = http2
+                                        .serve_connection(
+                                            hyper_util::rt::TokioIo::new(stream),
+                                            service,
+                                        )
+                                        .await;
+                                }
+                            });
+                        }
+                    }
                 }
             });
         });
@@ -578,6 +582,63 @@ pub fn black_hole() -> (String, TcpListener) {
     (format!("http://{addr}"), listener)
 }
 
+/// OTLP/HTTP requests on one connection, answered 200, until it closes.
+fn serve_otlp_http(
+    stream: impl Read + Write,
+    sink: &SpanList,
+    seen: &Mutex<Vec<String>>,
+    heard: &Mutex<Vec<String>>,
+) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut length = 0usize;
+        let mut encoding = String::from("identity");
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                heard.lock().expect("lock").push(format!(
+                    "{}: {}",
+                    k.to_ascii_lowercase(),
+                    v.trim()
+                ));
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("content-encoding") {
+                    encoding = v.trim().to_ascii_lowercase();
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if encoding == "gzip" {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut plain)
+                .expect("a gzip body");
+            body = plain;
+        }
+        seen.lock().expect("lock").push(encoding);
+        store_spans(sink, &body);
+        let stream = reader.get_mut();
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+        );
+        let _ = stream.flush();
+    }
+}
+
 /// Decodes one `ExportTraceServiceRequest` and keeps its spans.
 fn store_spans(sink: &SpanList, body: &[u8]) {
     use prost::Message as _;
@@ -656,4 +717,104 @@ impl hyper::body::Body for GrpcOk {
         self.0 += 1;
         std::task::Poll::Ready(Some(Ok(frame)))
     }
+}
+
+/// A throw-away PKI made for one test: a CA, a server certificate for 127.0.0.1 and localhost,
+/// and a client certificate, both signed by the CA; the CA and the client's files as PEM in a
+/// temporary folder (what a user would point `OTEL_EXPORTER_OTLP_*` at).
+pub struct TestPki {
+    _dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+    server_cert: rustls::pki_types::CertificateDer<'static>,
+    server_key: Vec<u8>,
+}
+
+impl TestPki {
+    pub fn new() -> Self {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "serve tests CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf = |names: &[&str], usage| {
+            let key = KeyPair::generate().expect("key");
+            let mut params =
+                CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                    .expect("params");
+            params.extended_key_usages = vec![usage];
+            (params.signed_by(&key, &issuer).expect("sign"), key)
+        };
+        let (server, server_key) = leaf(
+            &["127.0.0.1", "localhost"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (client, client_key) =
+            leaf(&["serve-tests-client"], ExtendedKeyUsagePurpose::ClientAuth);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, pem: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).expect("write PEM");
+            path
+        };
+        Self {
+            ca: write("ca.pem", ca.pem()),
+            client_cert: write("client.pem", client.pem()),
+            client_key: write("client.key", client_key.serialize_pem()),
+            ca_der: ca.der().clone(),
+            server_cert: server.der().clone(),
+            server_key: server_key.serialize_der(),
+            _dir: dir,
+        }
+    }
+
+    /// The receiver's TLS configuration; with `client_auth` it requires a client certificate
+    /// signed by the CA.
+    pub fn server_config(&self, client_auth: bool) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions");
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.ca_der.clone()).expect("CA root");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(self.server_key.clone());
+        Arc::new(
+            builder
+                .with_single_cert(vec![self.server_cert.clone()], key.into())
+                .expect("server certificate"),
+        )
+    }
+}
+
+/// Runs `serve` with `env`, expecting it to fail to start; returns its stderr, one line.
+pub fn start_fails_with(model: &Path, env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_serve"))
+        .args(["--addr", "127.0.0.1:0", "--model"])
+        .arg(model)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    stderr
 }

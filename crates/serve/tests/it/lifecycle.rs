@@ -2,10 +2,9 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Server, read_response, request, small_model};
+use crate::helpers::{Server, read_response, request, small_model, start_fails_with};
 
 #[test]
 fn health_endpoints_describe_the_model() {
@@ -72,19 +71,6 @@ fn sigterm_fails_readiness_at_once_finishes_in_flight_work_and_exits_0() {
 
 fn start_fails(model: &std::path::Path) -> String {
     start_fails_with(model, &[])
-}
-
-fn start_fails_with(model: &std::path::Path, env: &[(&str, &str)]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_serve"))
-        .args(["--addr", "127.0.0.1:0", "--model"])
-        .arg(model)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run serve");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    stderr
 }
 
 #[test]

@@ -6,4 +6,5 @@ mod helpers;
 mod lifecycle;
 mod metrics;
 mod predict;
+mod tls;
 mod traces;

@@ -1,0 +1,160 @@
+//! Span export to collectors behind TLS, configured by the standard variables: a private CA
+//! (`OTEL_EXPORTER_OTLP_CERTIFICATE`), a client certificate (`..._CLIENT_CERTIFICATE`,
+//! `..._CLIENT_KEY`), over both OTLP protocols; each receiver is a real TLS server on loopback
+//! with certificates made for the test.
+
+use crate::helpers::{OtlpReceiver, Server, TestPki, request, small_model, start_fails_with};
+
+/// Starts the server exporting to `receiver` with `env`, serves one request (200) and returns
+/// the server and the request's trace id.
+fn serve_one(receiver: &OtlpReceiver, env: &[(&str, &str)]) -> (Server, String) {
+    let mut all = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ];
+    all.extend_from_slice(env);
+    let server = Server::start(&[], &all);
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[],
+        b"the goalie stopped the puck",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let trace_id = r.header("x-trace-id").expect("trace id").to_owned();
+    (server, trace_id)
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("UTF-8 temp path")
+}
+
+/// The first "span export failed" warning (waited for, bounded) and its `error` field.
+fn export_failure(server: &Server) -> String {
+    let warning = server.wait_for_log(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("span export failed"))
+    });
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    warning["error"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn spans_reach_an_https_collector_whose_ca_is_in_otel_exporter_otlp_certificate() {
+    let pki = TestPki::new();
+    for protocol in ["http/protobuf", "grpc"] {
+        let receiver = match protocol {
+            "grpc" => OtlpReceiver::start_grpc_tls(pki.server_config(false)),
+            _ => OtlpReceiver::start_tls(pki.server_config(false)),
+        };
+        assert!(receiver.endpoint.starts_with("https://"));
+        let (_server, trace_id) = serve_one(
+            &receiver,
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca)),
+            ],
+        );
+        assert_eq!(receiver.wait_for_trace(&trace_id, 5).len(), 5, "{protocol}");
+    }
+}
+
+#[test]
+fn a_collector_whose_certificate_is_not_trusted_gets_nothing_and_requests_still_succeed() {
+    let pki = TestPki::new();
+    let receiver = OtlpReceiver::start_tls(pki.server_config(false));
+    // No OTEL_EXPORTER_OTLP_CERTIFICATE: the test CA is in no trust store.
+    let (server, _) = serve_one(&receiver, &[]);
+    let error = export_failure(&server);
+    assert!(error.contains("certificate"), "the cause is named: {error}");
+    let again = request(server.addr, "POST", "/predict", &[], b"my car engine");
+    assert_eq!(again.status, 200);
+    assert!(receiver.spans.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn a_collector_that_requires_a_client_certificate_gets_the_configured_one() {
+    let pki = TestPki::new();
+    for protocol in ["http/protobuf", "grpc"] {
+        let receiver = match protocol {
+            "grpc" => OtlpReceiver::start_grpc_tls(pki.server_config(true)),
+            _ => OtlpReceiver::start_tls(pki.server_config(true)),
+        };
+        let (_server, trace_id) = serve_one(
+            &receiver,
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", path(&pki.ca)),
+                (
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                    path(&pki.client_cert),
+                ),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", path(&pki.client_key)),
+            ],
+        );
+        assert_eq!(receiver.wait_for_trace(&trace_id, 5).len(), 5, "{protocol}");
+    }
+    // Without the client certificate the same collector refuses the connection.
+    let receiver = OtlpReceiver::start_tls(pki.server_config(true));
+    let (server, _) = serve_one(
+        &receiver,
+        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca))],
+    );
+    export_failure(&server);
+    assert!(receiver.spans.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn tls_files_that_cannot_be_used_stop_the_start_with_one_line() {
+    let pki = TestPki::new();
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4318");
+    for protocol in ["http/protobuf", "grpc"] {
+        let proto = ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
+        let stderr = start_fails_with(
+            small_model(),
+            &[
+                endpoint,
+                proto,
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+            ],
+        );
+        assert!(
+            stderr.contains("OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem"),
+            "{protocol}: {stderr}"
+        );
+        let stderr = start_fails_with(
+            small_model(),
+            &[
+                endpoint,
+                proto,
+                (
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                    path(&pki.client_cert),
+                ),
+            ],
+        );
+        assert!(
+            stderr.contains("CLIENT_KEY is not") && stderr.contains("needs both"),
+            "{protocol}: {stderr}"
+        );
+        // The key where the certificate belongs.
+        let stderr = start_fails_with(
+            small_model(),
+            &[
+                endpoint,
+                proto,
+                (
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                    path(&pki.client_key),
+                ),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", path(&pki.client_key)),
+            ],
+        );
+        assert!(
+            stderr.contains("no PEM certificate"),
+            "{protocol}: {stderr}"
+        );
+    }
+}
