@@ -5,26 +5,7 @@
 
 use crate::helpers::{OtlpReceiver, Server, TestPki, request, small_model, start_fails_with};
 
-/// Starts the server exporting to `receiver` with `env`, serves one request (200) and returns
-/// the server and the request's trace id.
-fn serve_one(receiver: &OtlpReceiver, env: &[(&str, &str)]) -> (Server, String) {
-    let mut all = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-    ];
-    all.extend_from_slice(env);
-    let server = Server::start(&[], &all);
-    let r = request(
-        server.addr,
-        "POST",
-        "/predict",
-        &[],
-        b"the goalie stopped the puck",
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let trace_id = r.header("x-trace-id").expect("trace id").to_owned();
-    (server, trace_id)
-}
+const DOC: &[u8] = b"the goalie stopped the puck";
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
@@ -50,12 +31,12 @@ fn spans_reach_an_https_collector_whose_ca_is_in_otel_exporter_otlp_certificate(
             _ => OtlpReceiver::start_tls(pki.server_config(false)),
         };
         assert!(receiver.endpoint.starts_with("https://"));
-        let (_server, trace_id) = serve_one(
-            &receiver,
+        let (_server, trace_id) = receiver.serve_one(
             &[
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
                 ("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca)),
             ],
+            DOC,
         );
         assert_eq!(receiver.wait_for_trace(&trace_id, 5).len(), 5, "{protocol}");
     }
@@ -66,7 +47,7 @@ fn a_collector_whose_certificate_is_not_trusted_gets_nothing_and_requests_still_
     let pki = TestPki::new();
     let receiver = OtlpReceiver::start_tls(pki.server_config(false));
     // No OTEL_EXPORTER_OTLP_CERTIFICATE: the test CA is in no trust store.
-    let (server, _) = serve_one(&receiver, &[]);
+    let (server, _) = receiver.serve_one(&[], DOC);
     let error = export_failure(&server);
     assert!(error.contains("certificate"), "the cause is named: {error}");
     let again = request(server.addr, "POST", "/predict", &[], b"my car engine");
@@ -82,8 +63,7 @@ fn a_collector_that_requires_a_client_certificate_gets_the_configured_one() {
             "grpc" => OtlpReceiver::start_grpc_tls(pki.server_config(true)),
             _ => OtlpReceiver::start_tls(pki.server_config(true)),
         };
-        let (_server, trace_id) = serve_one(
-            &receiver,
+        let (_server, trace_id) = receiver.serve_one(
             &[
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
                 ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", path(&pki.ca)),
@@ -93,15 +73,13 @@ fn a_collector_that_requires_a_client_certificate_gets_the_configured_one() {
                 ),
                 ("OTEL_EXPORTER_OTLP_CLIENT_KEY", path(&pki.client_key)),
             ],
+            DOC,
         );
         assert_eq!(receiver.wait_for_trace(&trace_id, 5).len(), 5, "{protocol}");
     }
     // Without the client certificate the same collector refuses the connection.
     let receiver = OtlpReceiver::start_tls(pki.server_config(true));
-    let (server, _) = serve_one(
-        &receiver,
-        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca))],
-    );
+    let (server, _) = receiver.serve_one(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca))], DOC);
     export_failure(&server);
     assert!(receiver.spans.lock().expect("lock").is_empty());
 }
@@ -109,52 +87,34 @@ fn a_collector_that_requires_a_client_certificate_gets_the_configured_one() {
 #[test]
 fn tls_files_that_cannot_be_used_stop_the_start_with_one_line() {
     let pki = TestPki::new();
-    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4318");
-    for protocol in ["http/protobuf", "grpc"] {
-        let proto = ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
-        let stderr = start_fails_with(
-            small_model(),
-            &[
-                endpoint,
-                proto,
-                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
-            ],
-        );
-        assert!(
-            stderr.contains("OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem"),
-            "{protocol}: {stderr}"
-        );
-        let stderr = start_fails_with(
-            small_model(),
-            &[
-                endpoint,
-                proto,
-                (
-                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-                    path(&pki.client_cert),
-                ),
-            ],
-        );
-        assert!(
-            stderr.contains("CLIENT_KEY is not") && stderr.contains("needs both"),
-            "{protocol}: {stderr}"
-        );
+    let (cert, key) = (path(&pki.client_cert), path(&pki.client_key));
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")],
+            "OTEL_EXPORTER_OTLP_CERTIFICATE=/nonexistent/ca.pem",
+        ),
+        (
+            &[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert)],
+            "needs both",
+        ),
         // The key where the certificate belongs.
-        let stderr = start_fails_with(
-            small_model(),
+        (
             &[
-                endpoint,
-                proto,
-                (
-                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-                    path(&pki.client_key),
-                ),
-                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", path(&pki.client_key)),
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", key),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", key),
             ],
-        );
-        assert!(
-            stderr.contains("no PEM certificate"),
-            "{protocol}: {stderr}"
-        );
+            "no PEM certificate",
+        ),
+    ];
+    for protocol in ["http/protobuf", "grpc"] {
+        for (tls_env, reason) in cases {
+            let mut env = vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ];
+            env.extend_from_slice(tls_env);
+            let stderr = start_fails_with(small_model(), &env);
+            assert!(stderr.contains(reason), "{protocol} {tls_env:?}: {stderr}");
+        }
     }
 }

@@ -243,22 +243,8 @@ fn the_sampler_variables_decide_what_is_exported_and_a_sampled_caller_is_followe
 /// the receiver saw once the request's five spans arrived (it decodes gzip, so a plain body
 /// declared as gzip would never arrive).
 fn export_encodings(receiver: &OtlpReceiver, env: &[(&str, &str)]) -> Vec<String> {
-    let mut all = vec![
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-    ];
-    all.extend_from_slice(env);
-    let server = Server::start(&[], &all);
-    let r = request(
-        server.addr,
-        "POST",
-        "/predict",
-        &[],
-        b"a new clutch for my car",
-    );
-    assert_eq!(r.status, 200);
-    let trace_id = r.header("x-trace-id").expect("trace id");
-    assert_eq!(receiver.wait_for_trace(trace_id, 5).len(), 5, "{env:?}");
+    let (_server, trace_id) = receiver.serve_one(env, b"a new clutch for my car");
+    assert_eq!(receiver.wait_for_trace(&trace_id, 5).len(), 5, "{env:?}");
     receiver.encodings.lock().expect("lock").clone()
 }
 
