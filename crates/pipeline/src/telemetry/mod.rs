@@ -10,7 +10,8 @@
 //! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER=none`).
 //! With no endpoint set, spans still get ids (for logs and response headers) but nothing is
 //! exported. Values the SDK would ignore with a warning nobody sees (an unknown sampler,
-//! protocol or compression, an unreadable certificate) stop the start with a message instead.
+//! protocol or compression, an endpoint that is not an http(s) URL, an unreadable certificate)
+//! stop the start with a message instead.
 
 pub mod export;
 pub mod json_log;
@@ -392,6 +393,44 @@ fn resource(default_service_name: &'static str) -> Resource {
     }
 }
 
+/// Checks that the OTLP endpoint is an `http://` or `https://` URL with a host (and a valid port
+/// if it has one). Otherwise the HTTP exporter fails only when it first sends, as a warning per
+/// minute, and the gRPC one takes a scheme-less `host:port` as plaintext where the specification
+/// says TLS: a message at start is clearer than either.
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let fail = |why: &str| {
+        Err(format!(
+            "OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT {endpoint:?} {why}; write a URL such as \
+             http://localhost:4318 (OTLP/HTTP), http://localhost:4317 (gRPC) or https://... for TLS"
+        ))
+    };
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return fail("has no scheme");
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return fail("is neither http:// nor https://");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':')),
+            None => return fail("has an unclosed [IPv6] host"),
+        },
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    if host.is_empty() {
+        return fail("has no host");
+    }
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return fail("has a port that is not a number from 0 to 65535");
+    }
+    Ok(())
+}
+
 fn tracer_provider(
     service_name: &'static str,
     export: &TraceExport,
@@ -416,6 +455,7 @@ fn tracer_provider(
             "unsupported OTLP compression {compression:?} (OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION); use gzip or none"
         )));
     }
+    check_endpoint(endpoint).map_err(TelemetryError::Otel)?;
     // The exporter builders read the endpoint, headers, timeout and compression variables.
     let https = endpoint
         .get(..8)
@@ -453,4 +493,39 @@ fn tracer_provider(
         .with_span_processor(export::SharedProcessor(processor))
         .build();
     Ok((provider, sink))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn endpoints_are_http_or_https_urls_with_a_host() {
+        for good in [
+            "http://localhost:4318",
+            "HTTPS://collector.example:443/",
+            "http://127.0.0.1:4318/v1/traces",
+            "http://[::1]:4317",
+            "https://user@otel.example",
+            "http://collector",
+        ] {
+            assert_eq!(check_endpoint(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("localhost:4317", "has no scheme"),
+            ("ftp://x:1", "neither http:// nor https://"),
+            ("http://", "has no host"),
+            ("http://:4318/v1/traces", "has no host"),
+            ("http://[::1:4317", "unclosed"),
+            ("http://localhost:99999", "port"),
+            ("http://localhost:port", "port"),
+        ] {
+            let error = check_endpoint(bad).expect_err(bad);
+            assert!(error.contains(why), "{bad}: {error}");
+            assert!(
+                error.contains(&format!("{bad:?}")),
+                "names the value: {error}"
+            );
+        }
+    }
 }

@@ -110,6 +110,25 @@ fn an_unsupported_otlp_compression_exits_non_zero_with_one_line() {
 }
 
 #[test]
+fn an_otlp_endpoint_that_is_not_an_http_url_exits_non_zero_with_one_line() {
+    for protocol in ["http/protobuf", "grpc"] {
+        for endpoint in ["localhost:4317", "ftp://collector:4317", "http://"] {
+            let stderr = start_fails_with(
+                small_model(),
+                &[
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                ],
+            );
+            assert!(
+                stderr.contains(&format!("{endpoint:?}")) && stderr.contains("write a URL"),
+                "{protocol} {endpoint}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_mistyped_sampler_or_ratio_exits_non_zero_with_one_line() {
     let stderr = start_fails_with(small_model(), &[("OTEL_TRACES_SAMPLER", "always_of")]);
     assert!(
