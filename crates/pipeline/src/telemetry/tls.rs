@@ -76,11 +76,6 @@ impl ExportTls {
         Ok(Self { ca, identity })
     }
 
-    /// True when a CA or a client certificate was configured.
-    pub fn is_configured(&self) -> bool {
-        self.ca.is_some() || self.identity.is_some()
-    }
-
     /// The HTTP client's TLS settings: the system's roots plus the CA, and the client identity.
     pub fn apply_to_reqwest(
         &self,
@@ -173,7 +168,7 @@ mod tests {
     #[test]
     fn nothing_set_means_nothing_configured() {
         let tls = read(&[]).expect("no variables is fine");
-        assert!(!tls.is_configured());
+        assert!(tls.ca.is_none() && tls.identity.is_none());
     }
 
     #[test]
@@ -239,7 +234,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", &key),
         ])
         .expect("both halves, from either variable");
-        assert!(tls.identity.is_some() && tls.is_configured());
+        assert!(tls.identity.is_some());
     }
 
     #[test]

@@ -7,6 +7,14 @@ use crate::helpers::{OtlpReceiver, Server, TestPki, request, small_model, start_
 
 const DOC: &[u8] = b"the goalie stopped the puck";
 
+/// A TLS receiver of this OTLP protocol.
+fn tls_receiver(protocol: &str, config: std::sync::Arc<rustls::ServerConfig>) -> OtlpReceiver {
+    match protocol {
+        "grpc" => OtlpReceiver::start_grpc_tls(config),
+        _ => OtlpReceiver::start_tls(config),
+    }
+}
+
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
 }
@@ -26,10 +34,7 @@ fn export_failure(server: &Server) -> String {
 fn spans_reach_an_https_collector_whose_ca_is_in_otel_exporter_otlp_certificate() {
     let pki = TestPki::new();
     for protocol in ["http/protobuf", "grpc"] {
-        let receiver = match protocol {
-            "grpc" => OtlpReceiver::start_grpc_tls(pki.server_config(false)),
-            _ => OtlpReceiver::start_tls(pki.server_config(false)),
-        };
+        let receiver = tls_receiver(protocol, pki.server_config(false));
         assert!(receiver.endpoint.starts_with("https://"));
         let (_server, trace_id) = receiver.serve_one(
             &[
@@ -59,10 +64,7 @@ fn a_collector_whose_certificate_is_not_trusted_gets_nothing_and_requests_still_
 fn a_collector_that_requires_a_client_certificate_gets_the_configured_one() {
     let pki = TestPki::new();
     for protocol in ["http/protobuf", "grpc"] {
-        let receiver = match protocol {
-            "grpc" => OtlpReceiver::start_grpc_tls(pki.server_config(true)),
-            _ => OtlpReceiver::start_tls(pki.server_config(true)),
-        };
+        let receiver = tls_receiver(protocol, pki.server_config(true));
         let (_server, trace_id) = receiver.serve_one(
             &[
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
