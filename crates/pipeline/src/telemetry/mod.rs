@@ -74,6 +74,26 @@ pub enum TraceExport {
     },
 }
 
+/// How the start line says where spans go.
+impl std::fmt::Display for TraceExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Disabled => {
+                f.write_str("none (ids only; set OTEL_EXPORTER_OTLP_ENDPOINT to export)")
+            }
+            Self::SdkDisabled => f.write_str("none (OTEL_SDK_DISABLED=true: no trace ids either)"),
+            Self::Otlp {
+                protocol,
+                endpoint,
+                compression,
+            } => write!(
+                f,
+                "OTLP {protocol} to {endpoint}, compression {compression}"
+            ),
+        }
+    }
+}
+
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -225,6 +245,13 @@ impl Telemetry {
             .with(layers)
             .try_init()
             .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
+        if let TraceExport::Otlp {
+            protocol, endpoint, ..
+        } = &trace_export
+            && let Some(hint) = port_mismatch(protocol, endpoint)
+        {
+            tracing::warn!(endpoint, protocol, "{hint}");
+        }
         Ok(Self {
             metrics,
             export_stats,
@@ -394,10 +421,10 @@ fn resource(default_service_name: &'static str) -> Resource {
 }
 
 /// Checks that the OTLP endpoint is an `http://` or `https://` URL with a host (and a valid port
-/// if it has one). Otherwise the HTTP exporter fails only when it first sends, as a warning per
-/// minute, and the gRPC one takes a scheme-less `host:port` as plaintext where the specification
-/// says TLS: a message at start is clearer than either.
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
+/// if it has one), and returns that port. Otherwise the HTTP exporter fails only when it first
+/// sends, as a warning per minute, and the gRPC one takes a scheme-less `host:port` as plaintext
+/// where the specification says TLS: a message at start is clearer than either.
+fn check_endpoint(endpoint: &str) -> Result<Option<u16>, String> {
     let fail = |why: &str| {
         Err(format!(
             "OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT {endpoint:?} {why}; write a URL such as \
@@ -425,10 +452,31 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
     if host.is_empty() {
         return fail("has no host");
     }
-    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
-        return fail("has a port that is not a number from 0 to 65535");
+    match port.filter(|p| !p.is_empty()).map(str::parse::<u16>) {
+        None => Ok(None),
+        Some(Ok(port)) => Ok(Some(port)),
+        Some(Err(_)) => fail("has a port that is not a number from 0 to 65535"),
     }
-    Ok(())
+}
+
+/// The standard OTLP ports, 4317 for gRPC and 4318 for OTLP/HTTP, are the most common mix-up:
+/// a gRPC exporter sent to 4318 (or HTTP to 4317) only fails at each export, with a transport
+/// error that does not say why. Returns what to write at start when the endpoint's port is the
+/// other protocol's, and nothing otherwise (any other port may be right).
+fn port_mismatch(protocol: &str, endpoint: &str) -> Option<String> {
+    let port = check_endpoint(endpoint).ok()??;
+    let (its_port, other, other_port) = match protocol {
+        "grpc" => (4317, "http/protobuf", 4318),
+        "http/protobuf" => (4318, "grpc", 4317),
+        _ => return None,
+    };
+    (port == other_port).then(|| {
+        format!(
+            "the OTLP endpoint's port {port} is the standard port of {other}, but the protocol is \
+             {protocol} (standard port {its_port}); if no spans arrive, use port {its_port} or set \
+             OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL={other}"
+        )
+    })
 }
 
 fn tracer_provider(
@@ -497,7 +545,7 @@ fn tracer_provider(
 
 #[cfg(test)]
 mod tests {
-    use super::check_endpoint;
+    use super::{check_endpoint, port_mismatch};
 
     #[test]
     fn endpoints_are_http_or_https_urls_with_a_host() {
@@ -509,7 +557,7 @@ mod tests {
             "https://user@otel.example",
             "http://collector",
         ] {
-            assert_eq!(check_endpoint(good), Ok(()), "{good}");
+            assert!(check_endpoint(good).is_ok(), "{good}");
         }
         for (bad, why) in [
             ("localhost:4317", "has no scheme"),
@@ -525,6 +573,47 @@ mod tests {
             assert!(
                 error.contains(&format!("{bad:?}")),
                 "names the value: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_endpoint_port_is_read_when_there_is_one() {
+        assert_eq!(
+            check_endpoint("http://localhost:4318/v1/traces"),
+            Ok(Some(4318))
+        );
+        assert_eq!(check_endpoint("http://[::1]:4317"), Ok(Some(4317)));
+        assert_eq!(check_endpoint("https://otel.example/"), Ok(None));
+        assert_eq!(check_endpoint("http://otel.example:/"), Ok(None));
+    }
+
+    #[test]
+    fn the_other_protocols_standard_port_is_pointed_out() {
+        let grpc_to_http = port_mismatch("grpc", "http://collector:4318").expect("a hint");
+        assert!(
+            grpc_to_http.contains("port 4318 is the standard port of http/protobuf")
+                && grpc_to_http.contains("use port 4317")
+                && grpc_to_http.contains("PROTOCOL=http/protobuf"),
+            "{grpc_to_http}"
+        );
+        let http_to_grpc =
+            port_mismatch("http/protobuf", "http://127.0.0.1:4317/v1/traces").expect("a hint");
+        assert!(
+            http_to_grpc.contains("use port 4318") && http_to_grpc.contains("PROTOCOL=grpc"),
+            "{http_to_grpc}"
+        );
+        for (protocol, endpoint) in [
+            ("grpc", "http://collector:4317"),
+            ("http/protobuf", "http://collector:4318"),
+            ("grpc", "https://collector"),
+            ("http/protobuf", "http://collector:8080"),
+            ("grpc", "not a url"),
+        ] {
+            assert_eq!(
+                port_mismatch(protocol, endpoint),
+                None,
+                "{protocol} {endpoint}"
             );
         }
     }

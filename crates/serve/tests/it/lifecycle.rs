@@ -160,3 +160,50 @@ fn the_start_line_names_the_sampler_in_use() {
     let line = server.wait_for_log(|l| l["message"] == "listening");
     assert_eq!(line["sampler"], "ParentBased(TraceIdRatioBased(0.25))");
 }
+
+#[test]
+fn an_endpoint_on_the_other_protocols_standard_port_is_warned_about_at_start() {
+    for (protocol, endpoint, advice) in [
+        ("grpc", "http://127.0.0.1:4318", "use port 4317"),
+        ("http/protobuf", "http://127.0.0.1:4317", "use port 4318"),
+    ] {
+        let server = Server::start(
+            &[],
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ],
+        );
+        let line = server.wait_for_log(|l| l["level"] == "WARN");
+        let message = line["message"].as_str().unwrap_or_default();
+        assert!(message.contains(advice), "{protocol}: {line}");
+        assert_eq!(line["endpoint"], endpoint);
+        // A warning, not a refusal: the port may be right for this collector.
+        let response = request(
+            server.addr,
+            "POST",
+            "/predict",
+            &[],
+            b"the goalie made a save",
+        );
+        assert_eq!(response.status, 200, "{protocol}");
+    }
+    let server = Server::start(
+        &[],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")],
+    );
+    let listening = server.wait_for_log(|l| l["message"] == "listening");
+    assert_eq!(
+        listening["trace_export"],
+        "OTLP http/protobuf to http://127.0.0.1:4318, compression none"
+    );
+    let warnings: Vec<_> = server
+        .logs()
+        .into_iter()
+        .filter(|l| l["level"] == "WARN")
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "no warning on the right port: {warnings:?}"
+    );
+}
