@@ -14,6 +14,7 @@ Variants (environment on top of "on", see bench/serve_bench.py):
   no-access-log    RUST_LOG=warn: no per-request log line (warnings and errors still logged)
   no-span-export   no OTLP endpoint: trace ids, context and response headers, nothing exported
   sampler-off      OTEL_TRACES_SAMPLER=always_off: ids made, no span recorded or exported
+  sampled-0.1      parentbased_traceidratio 0.1: one request in ten recorded and exported
   sdk-disabled     OTEL_SDK_DISABLED=true: logs and metrics only, no trace ids
   big-batch        16x the standard export batch (8192 spans, queue 32768): the per-export share
 """
@@ -27,6 +28,7 @@ VARIANTS = {
     "no-access-log": {"RUST_LOG": "warn"},
     "no-span-export": {"OTEL_EXPORTER_OTLP_ENDPOINT": None},
     "sampler-off": {"OTEL_TRACES_SAMPLER": "always_off"},
+    "sampled-0.1": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
     "sdk-disabled": {"OTEL_SDK_DISABLED": "true"},
     "big-batch": {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "8192", "OTEL_BSP_MAX_QUEUE_SIZE": "32768"},
 }
