@@ -395,7 +395,8 @@ pub struct OtlpReceiver {
     pub spans: SpanList,
     /// The `Content-Encoding` of each request received (`identity` when there was none).
     pub encodings: Arc<Mutex<Vec<String>>>,
-    /// Every request header received over HTTP, as `name: value` with the name in lowercase.
+    /// Every request header received over HTTP, as `name: value` with the name in lowercase,
+    /// and each request's target as `:path: /v1/traces`.
     pub headers: Arc<Mutex<Vec<String>>>,
 }
 
@@ -611,6 +612,10 @@ fn serve_otlp_http(
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
+        }
+        // The request line's target, recorded as HTTP/2 would name it.
+        if let Some(path) = line.split(' ').nth(1) {
+            heard.lock().expect("lock").push(format!(":path: {path}"));
         }
         loop {
             line.clear();

@@ -195,6 +195,51 @@ fn the_standard_variables_set_the_service_the_resource_and_the_export_headers() 
 }
 
 #[test]
+fn the_generic_endpoint_gets_v1_traces_appended_and_the_traces_endpoint_is_used_as_is() {
+    let receiver = OtlpReceiver::start();
+    let base = receiver.endpoint.clone();
+    let cases = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", base.clone(), "/v1/traces"),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("{base}/"),
+            "/v1/traces",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("{base}/otlp"),
+            "/otlp/v1/traces",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("{base}/ingest/spans"),
+            "/ingest/spans",
+        ),
+    ];
+    for (variable, endpoint, path) in cases {
+        receiver.headers.lock().expect("lock").clear();
+        // serve_one sets the generic endpoint first (the receiver, no path): the value here
+        // replaces it, or for the signal-specific variable has to win over it.
+        let (_server, trace_id) = receiver.serve_one(
+            &[(variable, endpoint.as_str())],
+            b"the pitcher threw a curveball",
+        );
+        receiver.wait_for_trace(&trace_id, 5);
+        let paths: Vec<String> = receiver
+            .headers
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|h| h.strip_prefix(":path: ").map(str::to_owned))
+            .collect();
+        assert!(
+            !paths.is_empty() && paths.iter().all(|p| p == path),
+            "{variable}={endpoint}: {paths:?}"
+        );
+    }
+}
+
+#[test]
 fn the_sampler_variables_decide_what_is_exported_and_a_sampled_caller_is_followed() {
     let receiver = OtlpReceiver::start();
     let mut server = Server::start(
