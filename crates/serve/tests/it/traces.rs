@@ -183,7 +183,10 @@ fn the_standard_variables_set_the_service_the_resource_and_the_export_headers() 
                 "OTEL_RESOURCE_ATTRIBUTES",
                 "deployment.environment.name=staging",
             ),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-tenant=acme, authorization=Basic%20dXNlcjpwdw%3D%3D",
+            ),
         ],
     );
     let r = request(server.addr, "POST", "/predict", &[], b"my bike needs tyres");
@@ -192,6 +195,13 @@ fn the_standard_variables_set_the_service_the_resource_and_the_export_headers() 
     assert!(resource_attr(&receiver, "deployment.environment.name").contains("staging"));
     let headers = receiver.headers.lock().expect("lock").clone();
     assert!(headers.iter().any(|h| h == "x-tenant: acme"), "{headers:?}");
+    // Values are percent-decoded, as the specification says.
+    assert!(
+        headers
+            .iter()
+            .any(|h| h == "authorization: Basic dXNlcjpwdw=="),
+        "{headers:?}"
+    );
 }
 
 #[test]
