@@ -395,8 +395,8 @@ pub struct OtlpReceiver {
     pub spans: SpanList,
     /// The `Content-Encoding` of each request received (`identity` when there was none).
     pub encodings: Arc<Mutex<Vec<String>>>,
-    /// Every request header received over HTTP, as `name: value` with the name in lowercase,
-    /// and each request's target as `:path: /v1/traces`.
+    /// Every request header received, as `name: value` with the name in lowercase, and over
+    /// HTTP/1.1 each request's target as `:path: /v1/traces`.
     pub headers: Arc<Mutex<Vec<String>>>,
 }
 
@@ -461,7 +461,8 @@ impl OtlpReceiver {
         let endpoint = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let spans: SpanList = Arc::default();
         let encodings: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (sink, seen) = (spans.clone(), encodings.clone());
+        let headers: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (sink, seen, heard) = (spans.clone(), encodings.clone(), headers.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -471,9 +472,9 @@ impl OtlpReceiver {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
                 while let Ok((stream, _)) = listener.accept().await {
-                    let (sink, seen) = (sink.clone(), seen.clone());
+                    let (sink, seen, heard) = (sink.clone(), seen.clone(), heard.clone());
                     let service = hyper::service::service_fn(move |req| {
-                        grpc_export(req, sink.clone(), seen.clone())
+                        grpc_export(req, sink.clone(), seen.clone(), heard.clone())
                     });
                     let http2 = hyper::server::conn::http2::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
@@ -507,7 +508,7 @@ impl OtlpReceiver {
             endpoint,
             spans,
             encodings,
-            headers: Arc::default(),
+            headers,
         }
     }
 
@@ -681,8 +682,14 @@ async fn grpc_export(
     req: hyper::Request<hyper::body::Incoming>,
     sink: SpanList,
     seen: Arc<Mutex<Vec<String>>>,
+    heard: Arc<Mutex<Vec<String>>>,
 ) -> Result<hyper::Response<GrpcOk>, hyper::Error> {
     use http_body_util::BodyExt as _;
+    heard.lock().expect("lock").extend(
+        req.headers()
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes()))),
+    );
     let encoding = req
         .headers()
         .get("grpc-encoding")

@@ -336,6 +336,29 @@ fn grpc_export_delivers_the_spans_gzip_compressed_when_asked() {
 }
 
 #[test]
+fn grpc_export_sends_the_export_headers_as_metadata() {
+    let receiver = OtlpReceiver::start_grpc();
+    let (_server, trace_id) = receiver.serve_one(
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-tenant=acme,authorization=Bearer%20t0ken",
+            ),
+        ],
+        b"the goalie stopped the puck",
+    );
+    receiver.wait_for_trace(&trace_id, 5);
+    let headers = receiver.headers.lock().expect("lock").clone();
+    for expected in ["x-tenant: acme", "authorization: Bearer t0ken"] {
+        assert!(
+            headers.iter().any(|h| h == expected),
+            "{expected}: {headers:?}"
+        );
+    }
+}
+
+#[test]
 fn rust_log_decides_whether_access_lines_are_written() {
     // Start-up lines (target `serve`) stay on: the helper waits for "listening".
     let server = Server::start(&[], &[("RUST_LOG", "info,serve::app=warn")]);
