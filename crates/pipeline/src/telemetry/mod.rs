@@ -10,12 +10,14 @@
 //! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER=none`).
 //! With no endpoint set, spans still get ids (for logs and response headers) but nothing is
 //! exported. Values the SDK would ignore with a warning nobody sees (an unknown sampler,
-//! protocol or compression, an endpoint that is not an http(s) URL, an unreadable certificate)
-//! stop the start with a message instead.
+//! protocol or compression, an endpoint that is not an http(s) URL, an export header it would
+//! drop, an unreadable certificate) stop the start with a message instead (`otlp_env.rs` and
+//! [`tls`]).
 
 pub mod export;
 pub mod json_log;
 pub mod otlp;
+mod otlp_env;
 pub mod sharded_metrics;
 pub mod spans;
 pub mod tls;
@@ -248,7 +250,7 @@ impl Telemetry {
         if let TraceExport::Otlp {
             protocol, endpoint, ..
         } = &trace_export
-            && let Some(hint) = port_mismatch(protocol, endpoint)
+            && let Some(hint) = otlp_env::port_mismatch(protocol, endpoint)
         {
             tracing::warn!(endpoint, protocol, "{hint}");
         }
@@ -420,65 +422,6 @@ fn resource(default_service_name: &'static str) -> Resource {
     }
 }
 
-/// Checks that the OTLP endpoint is an `http://` or `https://` URL with a host (and a valid port
-/// if it has one), and returns that port. Otherwise the HTTP exporter fails only when it first
-/// sends, as a warning per minute, and the gRPC one takes a scheme-less `host:port` as plaintext
-/// where the specification says TLS: a message at start is clearer than either.
-fn check_endpoint(endpoint: &str) -> Result<Option<u16>, String> {
-    let fail = |why: &str| {
-        Err(format!(
-            "OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT {endpoint:?} {why}; write a URL such as \
-             http://localhost:4318 (OTLP/HTTP), http://localhost:4317 (gRPC) or https://... for TLS"
-        ))
-    };
-    let Some((scheme, rest)) = endpoint.split_once("://") else {
-        return fail("has no scheme");
-    };
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return fail("is neither http:// nor https://");
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = match host_port.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((host, after)) => (host, after.strip_prefix(':')),
-            None => return fail("has an unclosed [IPv6] host"),
-        },
-        None => match host_port.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        },
-    };
-    if host.is_empty() {
-        return fail("has no host");
-    }
-    match port.filter(|p| !p.is_empty()).map(str::parse::<u16>) {
-        None => Ok(None),
-        Some(Ok(port)) => Ok(Some(port)),
-        Some(Err(_)) => fail("has a port that is not a number from 0 to 65535"),
-    }
-}
-
-/// The standard OTLP ports, 4317 for gRPC and 4318 for OTLP/HTTP, are the most common mix-up:
-/// a gRPC exporter sent to 4318 (or HTTP to 4317) only fails at each export, with a transport
-/// error that does not say why. Returns what to write at start when the endpoint's port is the
-/// other protocol's, and nothing otherwise (any other port may be right).
-fn port_mismatch(protocol: &str, endpoint: &str) -> Option<String> {
-    let port = check_endpoint(endpoint).ok()??;
-    let (its_port, other, other_port) = match protocol {
-        "grpc" => (4317, "http/protobuf", 4318),
-        "http/protobuf" => (4318, "grpc", 4317),
-        _ => return None,
-    };
-    (port == other_port).then(|| {
-        format!(
-            "the OTLP endpoint's port {port} is the standard port of {other}, but the protocol is \
-             {protocol} (standard port {its_port}); if no spans arrive, use port {its_port} or set \
-             OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL={other}"
-        )
-    })
-}
-
 fn tracer_provider(
     service_name: &'static str,
     export: &TraceExport,
@@ -503,7 +446,8 @@ fn tracer_provider(
             "unsupported OTLP compression {compression:?} (OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION); use gzip or none"
         )));
     }
-    check_endpoint(endpoint).map_err(TelemetryError::Otel)?;
+    otlp_env::check_endpoint(endpoint).map_err(TelemetryError::Otel)?;
+    otlp_env::check_headers_from_env().map_err(TelemetryError::Otel)?;
     // The exporter builders read the endpoint, headers, timeout and compression variables.
     let https = endpoint
         .get(..8)
@@ -541,80 +485,4 @@ fn tracer_provider(
         .with_span_processor(export::SharedProcessor(processor))
         .build();
     Ok((provider, sink))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{check_endpoint, port_mismatch};
-
-    #[test]
-    fn endpoints_are_http_or_https_urls_with_a_host() {
-        for good in [
-            "http://localhost:4318",
-            "HTTPS://collector.example:443/",
-            "http://127.0.0.1:4318/v1/traces",
-            "http://[::1]:4317",
-            "https://user@otel.example",
-            "http://collector",
-        ] {
-            assert!(check_endpoint(good).is_ok(), "{good}");
-        }
-        for (bad, why) in [
-            ("localhost:4317", "has no scheme"),
-            ("ftp://x:1", "neither http:// nor https://"),
-            ("http://", "has no host"),
-            ("http://:4318/v1/traces", "has no host"),
-            ("http://[::1:4317", "unclosed"),
-            ("http://localhost:99999", "port"),
-            ("http://localhost:port", "port"),
-        ] {
-            let error = check_endpoint(bad).expect_err(bad);
-            assert!(error.contains(why), "{bad}: {error}");
-            assert!(
-                error.contains(&format!("{bad:?}")),
-                "names the value: {error}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_endpoint_port_is_read_when_there_is_one() {
-        assert_eq!(
-            check_endpoint("http://localhost:4318/v1/traces"),
-            Ok(Some(4318))
-        );
-        assert_eq!(check_endpoint("http://[::1]:4317"), Ok(Some(4317)));
-        assert_eq!(check_endpoint("https://otel.example/"), Ok(None));
-        assert_eq!(check_endpoint("http://otel.example:/"), Ok(None));
-    }
-
-    #[test]
-    fn the_other_protocols_standard_port_is_pointed_out() {
-        let grpc_to_http = port_mismatch("grpc", "http://collector:4318").expect("a hint");
-        assert!(
-            grpc_to_http.contains("port 4318 is the standard port of http/protobuf")
-                && grpc_to_http.contains("use port 4317")
-                && grpc_to_http.contains("PROTOCOL=http/protobuf"),
-            "{grpc_to_http}"
-        );
-        let http_to_grpc =
-            port_mismatch("http/protobuf", "http://127.0.0.1:4317/v1/traces").expect("a hint");
-        assert!(
-            http_to_grpc.contains("use port 4318") && http_to_grpc.contains("PROTOCOL=grpc"),
-            "{http_to_grpc}"
-        );
-        for (protocol, endpoint) in [
-            ("grpc", "http://collector:4317"),
-            ("http/protobuf", "http://collector:4318"),
-            ("grpc", "https://collector"),
-            ("http/protobuf", "http://collector:8080"),
-            ("grpc", "not a url"),
-        ] {
-            assert_eq!(
-                port_mismatch(protocol, endpoint),
-                None,
-                "{protocol} {endpoint}"
-            );
-        }
-    }
 }

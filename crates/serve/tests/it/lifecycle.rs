@@ -129,6 +129,30 @@ fn an_otlp_endpoint_that_is_not_an_http_url_exits_non_zero_with_one_line() {
 }
 
 #[test]
+fn an_export_header_the_exporter_would_drop_exits_non_zero_without_showing_it() {
+    for protocol in ["http/protobuf", "grpc"] {
+        for (variable, headers) in [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=acme,Bearer s3cret"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "authorization=s3cret%"),
+        ] {
+            let stderr = start_fails_with(
+                small_model(),
+                &[
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                    (variable, headers),
+                ],
+            );
+            assert!(
+                stderr.contains(&format!("{variable}: entry")) && stderr.contains("key=value"),
+                "{protocol} {variable}: {stderr}"
+            );
+            assert!(!stderr.contains("s3cret"), "shows the value: {stderr}");
+        }
+    }
+}
+
+#[test]
 fn a_mistyped_sampler_or_ratio_exits_non_zero_with_one_line() {
     let stderr = start_fails_with(small_model(), &[("OTEL_TRACES_SAMPLER", "always_of")]);
     assert!(

@@ -1,0 +1,248 @@
+//! Checks of the OTLP exporter variables that the SDK would otherwise take without a word: it
+//! drops a header entry it cannot parse, fails on a bad endpoint only when it first sends, and
+//! dials whatever port it is given. Each is a message at start here instead.
+
+/// Checks that the OTLP endpoint is an `http://` or `https://` URL with a host (and a valid port
+/// if it has one), and returns that port. Otherwise the HTTP exporter fails only when it first
+/// sends, as a warning per minute, and the gRPC one takes a scheme-less `host:port` as plaintext
+/// where the specification says TLS: a message at start is clearer than either.
+pub(super) fn check_endpoint(endpoint: &str) -> Result<Option<u16>, String> {
+    let fail = |why: &str| {
+        Err(format!(
+            "OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT {endpoint:?} {why}; write a URL such as \
+             http://localhost:4318 (OTLP/HTTP), http://localhost:4317 (gRPC) or https://... for TLS"
+        ))
+    };
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return fail("has no scheme");
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return fail("is neither http:// nor https://");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, after)) => (host, after.strip_prefix(':')),
+            None => return fail("has an unclosed [IPv6] host"),
+        },
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    if host.is_empty() {
+        return fail("has no host");
+    }
+    match port.filter(|p| !p.is_empty()).map(str::parse::<u16>) {
+        None => Ok(None),
+        Some(Ok(port)) => Ok(Some(port)),
+        Some(Err(_)) => fail("has a port that is not a number from 0 to 65535"),
+    }
+}
+
+/// The standard OTLP ports, 4317 for gRPC and 4318 for OTLP/HTTP, are the most common mix-up:
+/// a gRPC exporter sent to 4318 (or HTTP to 4317) only fails at each export, with a transport
+/// error that does not say why. Returns what to write at start when the endpoint's port is the
+/// other protocol's, and nothing otherwise (any other port may be right).
+pub(super) fn port_mismatch(protocol: &str, endpoint: &str) -> Option<String> {
+    let port = check_endpoint(endpoint).ok()??;
+    let (its_port, other, other_port) = match protocol {
+        "grpc" => (4317, "http/protobuf", 4318),
+        "http/protobuf" => (4318, "grpc", 4317),
+        _ => return None,
+    };
+    (port == other_port).then(|| {
+        format!(
+            "the OTLP endpoint's port {port} is the standard port of {other}, but the protocol is \
+             {protocol} (standard port {its_port}); if no spans arrive, use port {its_port} or set \
+             OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL={other}"
+        )
+    })
+}
+
+/// Checks the export headers where the exporters read them: `OTEL_EXPORTER_OTLP_TRACES_HEADERS`
+/// when it is set, else `OTEL_EXPORTER_OTLP_HEADERS`.
+pub(super) fn check_headers_from_env() -> Result<(), String> {
+    for var in [
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ] {
+        if let Ok(value) = std::env::var(var) {
+            return check_headers(var, &value);
+        }
+    }
+    Ok(())
+}
+
+/// Checks comma-separated `key=value` entries with percent-encoded values, as the specification
+/// writes them. The exporters leave out an entry they cannot use, so a mistyped `authorization`
+/// would only show as the collector's 401 at every export. The message names the entry by its
+/// place, never its key or value: a mistyped entry may be a token.
+fn check_headers(var: &str, value: &str) -> Result<(), String> {
+    use reqwest::header::{HeaderName, HeaderValue};
+    let entries: Vec<&str> = value.split(',').map(str::trim).collect();
+    let count = entries.iter().filter(|e| !e.is_empty()).count();
+    for (n, entry) in entries.iter().filter(|e| !e.is_empty()).enumerate() {
+        let fail = |why: &str| {
+            Err(format!(
+                "{var}: entry {} of {count} {why} (not shown: it may be a secret); write \
+                 key=value pairs separated by commas, the values percent-encoded (%20 for a space, \
+                 %2C for a comma, %25 for %)",
+                n + 1
+            ))
+        };
+        let Some((key, raw)) = entry.split_once('=') else {
+            return fail("has no '='");
+        };
+        let key = key.trim();
+        if key.is_empty() || HeaderName::from_bytes(key.as_bytes()).is_err() {
+            return fail("has a key that is not a header name");
+        }
+        match percent_decode(raw.trim()) {
+            None => return fail("has a value that is not percent-encoded correctly"),
+            Some(v) if v.is_empty() => return fail("has an empty value"),
+            Some(v) if HeaderValue::from_str(&v).is_err() => {
+                return fail("has a value with characters a header cannot carry");
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `%XX` sequences decoded; `None` for a `%` without two hex digits or a result that is not UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(value.len());
+    let mut rest = value.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_http_or_https_urls_with_a_host() {
+        for good in [
+            "http://localhost:4318",
+            "HTTPS://collector.example:443/",
+            "http://127.0.0.1:4318/v1/traces",
+            "http://[::1]:4317",
+            "https://user@otel.example",
+            "http://collector",
+        ] {
+            assert!(check_endpoint(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("localhost:4317", "has no scheme"),
+            ("ftp://x:1", "neither http:// nor https://"),
+            ("http://", "has no host"),
+            ("http://:4318/v1/traces", "has no host"),
+            ("http://[::1:4317", "unclosed"),
+            ("http://localhost:99999", "port"),
+            ("http://localhost:port", "port"),
+        ] {
+            let error = check_endpoint(bad).expect_err(bad);
+            assert!(error.contains(why), "{bad}: {error}");
+            assert!(
+                error.contains(&format!("{bad:?}")),
+                "names the value: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_endpoint_port_is_read_when_there_is_one() {
+        assert_eq!(
+            check_endpoint("http://localhost:4318/v1/traces"),
+            Ok(Some(4318))
+        );
+        assert_eq!(check_endpoint("http://[::1]:4317"), Ok(Some(4317)));
+        assert_eq!(check_endpoint("https://otel.example/"), Ok(None));
+        assert_eq!(check_endpoint("http://otel.example:/"), Ok(None));
+    }
+
+    #[test]
+    fn the_other_protocols_standard_port_is_pointed_out() {
+        let grpc_to_http = port_mismatch("grpc", "http://collector:4318").expect("a hint");
+        assert!(
+            grpc_to_http.contains("port 4318 is the standard port of http/protobuf")
+                && grpc_to_http.contains("use port 4317")
+                && grpc_to_http.contains("PROTOCOL=http/protobuf"),
+            "{grpc_to_http}"
+        );
+        let http_to_grpc =
+            port_mismatch("http/protobuf", "http://127.0.0.1:4317/v1/traces").expect("a hint");
+        assert!(
+            http_to_grpc.contains("use port 4318") && http_to_grpc.contains("PROTOCOL=grpc"),
+            "{http_to_grpc}"
+        );
+        for (protocol, endpoint) in [
+            ("grpc", "http://collector:4317"),
+            ("http/protobuf", "http://collector:4318"),
+            ("grpc", "https://collector"),
+            ("http/protobuf", "http://collector:8080"),
+            ("grpc", "not a url"),
+        ] {
+            assert_eq!(
+                port_mismatch(protocol, endpoint),
+                None,
+                "{protocol} {endpoint}"
+            );
+        }
+    }
+
+    #[test]
+    fn percent_encoded_values_decode_and_bad_escapes_do_not() {
+        assert_eq!(
+            percent_decode("Basic%20dXNl%3D%3D").as_deref(),
+            Some("Basic dXNl==")
+        );
+        assert_eq!(percent_decode("caf%C3%A9").as_deref(), Some("café"));
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        for bad in ["50%", "%2", "%zz", "%FF"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn export_headers_are_key_value_pairs_and_errors_do_not_show_them() {
+        for good in [
+            "",
+            "x-tenant=acme",
+            " x-tenant = acme , authorization=Bearer%20abc ",
+            "a=b,",
+        ] {
+            assert_eq!(check_headers("V", good), Ok(()), "{good:?}");
+        }
+        for (bad, why) in [
+            ("x-tenant=acme,Bearer s3cret", "entry 2 of 2 has no '='"),
+            ("=s3cret", "not a header name"),
+            ("bad key=s3cret", "not a header name"),
+            ("authorization=s3cret%", "not percent-encoded"),
+            ("authorization=", "empty value"),
+            ("authorization=s3cret%0A", "cannot carry"),
+        ] {
+            let error = check_headers("OTEL_EXPORTER_OTLP_HEADERS", bad).expect_err(bad);
+            assert!(
+                error.starts_with("OTEL_EXPORTER_OTLP_HEADERS: ") && error.contains(why),
+                "{bad}: {error}"
+            );
+            assert!(
+                !error.contains("s3cret"),
+                "{bad}: the value is shown: {error}"
+            );
+        }
+    }
+}
