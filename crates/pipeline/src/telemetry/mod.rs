@@ -448,6 +448,7 @@ fn tracer_provider(
     }
     otlp_env::check_endpoint(endpoint).map_err(TelemetryError::Otel)?;
     otlp_env::check_headers_from_env().map_err(TelemetryError::Otel)?;
+    otlp_env::check_numbers_from_env().map_err(TelemetryError::Otel)?;
     // The exporter builders read the endpoint, headers, timeout and compression variables.
     let https = endpoint
         .get(..8)

@@ -1,6 +1,7 @@
-//! Checks of the OTLP exporter variables that the SDK would otherwise take without a word: it
-//! drops a header entry it cannot parse, fails on a bad endpoint only when it first sends, and
-//! dials whatever port it is given. Each is a message at start here instead.
+//! Checks of the OTLP exporter and batch variables that the SDK would otherwise take without a
+//! word: it drops a header entry it cannot parse, fails on a bad endpoint only when it first
+//! sends, dials whatever port it is given, and replaces a number it cannot read with the default.
+//! Each is a message at start here instead (a warning for the port, which may be right).
 
 /// Checks that the OTLP endpoint is an `http://` or `https://` URL with a host (and a valid port
 /// if it has one), and returns that port. Otherwise the HTTP exporter fails only when it first
@@ -128,6 +129,38 @@ fn percent_decode(value: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The variables that take a whole number (of milliseconds for the delays and timeouts).
+const NUMBERS: [(&str, &str); 6] = [
+    ("OTEL_BSP_SCHEDULE_DELAY", "milliseconds, e.g. 5000"),
+    ("OTEL_BSP_EXPORT_TIMEOUT", "milliseconds, e.g. 30000"),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "spans, e.g. 2048"),
+    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "spans, e.g. 512"),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "milliseconds, e.g. 10000"),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "milliseconds, e.g. 10000",
+    ),
+];
+
+/// Checks that the batch and timeout variables that are set are whole numbers: the SDK and
+/// [`super::BatchSettings`] fall back to the default for anything else, so `10s` would quietly
+/// mean 10 000 ms and `5s` 5 000.
+pub(super) fn check_numbers_from_env() -> Result<(), String> {
+    NUMBERS.iter().try_for_each(|(var, unit)| {
+        let value = std::env::var(var).unwrap_or_default();
+        check_number(var, value.trim(), unit)
+    })
+}
+
+fn check_number(var: &str, value: &str, unit: &str) -> Result<(), String> {
+    if value.is_empty() || value.parse::<u64>().is_ok() {
+        return Ok(());
+    }
+    Err(format!(
+        "{var} {value:?} is not a whole number; write it in {unit}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +275,22 @@ mod tests {
             assert!(
                 !error.contains("s3cret"),
                 "{bad}: the value is shown: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_and_timeout_variables_are_whole_numbers() {
+        for good in ["", "0", "5000"] {
+            assert_eq!(check_number("V", good, "milliseconds"), Ok(()), "{good:?}");
+        }
+        for bad in ["5s", "-1", "1.5", "five"] {
+            let error = check_number("OTEL_BSP_SCHEDULE_DELAY", bad, "milliseconds, e.g. 5000")
+                .expect_err(bad);
+            assert!(
+                error.contains(&format!("OTEL_BSP_SCHEDULE_DELAY {bad:?}"))
+                    && error.contains("milliseconds"),
+                "{error}"
             );
         }
     }

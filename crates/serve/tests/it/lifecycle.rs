@@ -153,6 +153,26 @@ fn an_export_header_the_exporter_would_drop_exits_non_zero_without_showing_it() 
 }
 
 #[test]
+fn a_batch_or_timeout_variable_that_is_not_a_number_exits_non_zero_with_one_line() {
+    for (variable, value) in [
+        ("OTEL_BSP_SCHEDULE_DELAY", "5s"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
+    ] {
+        let stderr = start_fails_with(
+            small_model(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                (variable, value),
+            ],
+        );
+        assert!(
+            stderr.contains(&format!("{variable} {value:?}")) && stderr.contains("milliseconds"),
+            "{variable}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_mistyped_sampler_or_ratio_exits_non_zero_with_one_line() {
     let stderr = start_fails_with(small_model(), &[("OTEL_TRACES_SAMPLER", "always_of")]);
     assert!(
