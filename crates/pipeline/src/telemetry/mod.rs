@@ -411,15 +411,28 @@ pub fn sampler_from_env() -> Result<String, TelemetryError> {
     ))
 }
 
-fn resource(default_service_name: &'static str) -> Resource {
-    let named_by_env = env_nonempty("OTEL_SERVICE_NAME").is_some()
-        || env_nonempty("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|a| a.contains("service.name="));
-    let builder = Resource::builder();
-    if named_by_env {
-        builder.build()
-    } else {
-        builder.with_service_name(default_service_name).build()
-    }
+/// The SDK's resource (`telemetry.sdk.*`) with `OTEL_RESOURCE_ATTRIBUTES` decoded and
+/// `service.name` as the specification orders it: `OTEL_SERVICE_NAME`, else the attribute, else
+/// the binary's default. The SDK keeps values percent-encoded and lets the attribute win over
+/// `OTEL_SERVICE_NAME`.
+fn resource(default_service_name: &'static str) -> Result<Resource, TelemetryError> {
+    let attributes = otlp_env::resource_attributes_from_env().map_err(TelemetryError::Otel)?;
+    let service_name = env_nonempty("OTEL_SERVICE_NAME")
+        .or_else(|| {
+            attributes
+                .iter()
+                .find(|(key, _)| key == "service.name")
+                .map(|(_, value)| value.clone())
+        })
+        .unwrap_or_else(|| default_service_name.to_owned());
+    Ok(Resource::builder()
+        .with_attributes(
+            attributes
+                .into_iter()
+                .map(|(key, value)| opentelemetry::KeyValue::new(key, value)),
+        )
+        .with_service_name(service_name)
+        .build())
 }
 
 fn tracer_provider(
@@ -430,7 +443,7 @@ fn tracer_provider(
     // The sampler the SDK reads from OTEL_TRACES_SAMPLER[_ARG], for both kinds of spans.
     let sampler = opentelemetry_sdk::trace::Config::default().sampler;
     let builder = SdkTracerProvider::builder()
-        .with_resource(resource(service_name))
+        .with_resource(resource(service_name)?)
         .with_sampler(sampler.clone());
     let TraceExport::Otlp {
         protocol,

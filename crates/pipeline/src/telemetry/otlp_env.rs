@@ -112,6 +112,38 @@ fn check_headers(var: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The `key=value` entries of `OTEL_RESOURCE_ATTRIBUTES`, values percent-decoded as the
+/// specification says. An entry without `=` or without a key, which the SDK leaves out, and a
+/// bad escape are errors; empty entries (`a=1,,b=2`, a leading comma) are skipped.
+pub(super) fn resource_attributes_from_env() -> Result<Vec<(String, String)>, String> {
+    resource_attributes(&std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default())
+}
+
+fn resource_attributes(value: &str) -> Result<Vec<(String, String)>, String> {
+    let fail = |entry: &str, why: &str| {
+        Err(format!(
+            "OTEL_RESOURCE_ATTRIBUTES entry {entry:?} {why}; write key=value pairs separated by \
+             commas, the values percent-encoded (%2C for a comma), e.g. \
+             deployment.environment.name=staging,service.version=1.2"
+        ))
+    };
+    let mut attributes = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((key, raw)) = entry.split_once('=') else {
+            return fail(entry, "has no '='");
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return fail(entry, "has no key");
+        }
+        let Some(value) = percent_decode(raw.trim()) else {
+            return fail(entry, "is not percent-encoded correctly (%25 for a %)");
+        };
+        attributes.push((key.to_owned(), value));
+    }
+    Ok(attributes)
+}
+
 /// `%XX` sequences decoded; `None` for a `%` without two hex digits or a result that is not UTF-8.
 fn percent_decode(value: &str) -> Option<String> {
     let mut bytes = Vec::with_capacity(value.len());
@@ -292,6 +324,29 @@ mod tests {
                     && error.contains("milliseconds"),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn resource_attributes_are_decoded_and_a_malformed_entry_is_named() {
+        assert_eq!(
+            resource_attributes(",team=search%20and%20ads, service.version = 1.2 ,,"),
+            Ok(vec![
+                ("team".to_owned(), "search and ads".to_owned()),
+                ("service.version".to_owned(), "1.2".to_owned()),
+            ])
+        );
+        assert_eq!(resource_attributes(""), Ok(vec![]));
+        for (bad, why) in [
+            (
+                "a=1,deployment.environment:prod",
+                "\"deployment.environment:prod\" has no '='",
+            ),
+            ("=prod", "has no key"),
+            ("load=50%", "not percent-encoded"),
+        ] {
+            let error = resource_attributes(bad).expect_err(bad);
+            assert!(error.contains(why), "{bad}: {error}");
         }
     }
 }

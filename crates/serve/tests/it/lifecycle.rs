@@ -173,6 +173,21 @@ fn a_batch_or_timeout_variable_that_is_not_a_number_exits_non_zero_with_one_line
 }
 
 #[test]
+fn a_resource_attribute_entry_the_sdk_would_drop_exits_non_zero_with_one_line() {
+    let stderr = start_fails_with(
+        small_model(),
+        &[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "team=search,deployment.environment.name:prod",
+        )],
+    );
+    assert!(
+        stderr.contains("\"deployment.environment.name:prod\" has no '='"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_mistyped_sampler_or_ratio_exits_non_zero_with_one_line() {
     let stderr = start_fails_with(small_model(), &[("OTEL_TRACES_SAMPLER", "always_of")]);
     assert!(

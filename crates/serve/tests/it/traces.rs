@@ -205,6 +205,24 @@ fn the_standard_variables_set_the_service_the_resource_and_the_export_headers() 
 }
 
 #[test]
+fn otel_service_name_wins_over_the_attribute_and_attribute_values_are_decoded() {
+    let receiver = OtlpReceiver::start();
+    let (_server, trace_id) = receiver.serve_one(
+        &[
+            ("OTEL_SERVICE_NAME", "classifier-canary"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=ignored,team=search%20and%20ads",
+            ),
+        ],
+        b"the engine needs a new clutch",
+    );
+    receiver.wait_for_trace(&trace_id, 5);
+    assert!(resource_attr(&receiver, "service.name").contains("\"classifier-canary\""));
+    assert!(resource_attr(&receiver, "team").contains("\"search and ads\""));
+}
+
+#[test]
 fn the_generic_endpoint_gets_v1_traces_appended_and_the_traces_endpoint_is_used_as_is() {
     let receiver = OtlpReceiver::start();
     let base = receiver.endpoint.clone();
