@@ -88,7 +88,10 @@ impl<'a> RequestTrace<'a> {
         path: impl FnOnce() -> Cow<'static, str>,
     ) -> Self {
         let name = span_name(method, route);
-        let parent = caller_context(req.headers());
+        let parent = sink
+            .joins_callers()
+            .then(|| caller_context(req.headers()))
+            .flatten();
         let ids = sink.start(parent.as_ref(), &name, SpanKind::Server);
         // Only what is exported is copied.
         let facts = (ids.is_sampled() && sink.exports()).then(|| RequestFacts {

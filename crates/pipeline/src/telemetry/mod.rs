@@ -7,17 +7,18 @@
 //! `..._PROTOCOL` (`http/protobuf` or `grpc`), `..._HEADERS`, `..._TIMEOUT`, `..._COMPRESSION`
 //! (`gzip` or `none`), `..._CERTIFICATE`, `..._CLIENT_CERTIFICATE`, `..._CLIENT_KEY` (PEM files
 //! for an `https://` collector, see [`tls`]), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
-//! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_SDK_DISABLED`, `OTEL_TRACES_EXPORTER=none`).
+//! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_PROPAGATORS`, `OTEL_SDK_DISABLED`,
+//! `OTEL_TRACES_EXPORTER=none`).
 //! With no endpoint set, spans still get ids (for logs and response headers) but nothing is
 //! exported. Values the SDK would ignore with a warning nobody sees (an unknown sampler,
 //! protocol or compression, an endpoint that is not an http(s) URL, an export header it would
-//! drop, an unreadable certificate) stop the start with a message instead (`otlp_env.rs` and
+//! drop, an unreadable certificate) stop the start with a message instead (`otel_env.rs` and
 //! [`tls`]).
 
 pub mod export;
 pub mod json_log;
+mod otel_env;
 pub mod otlp;
-mod otlp_env;
 pub mod sharded_metrics;
 pub mod spans;
 pub mod tls;
@@ -157,11 +158,13 @@ impl Telemetry {
             TraceExport::SdkDisabled => "none".to_owned(),
             _ => sampler_from_env()?,
         };
+        let propagators = otel_env::propagators_from_env().map_err(TelemetryError::Otel)?;
         let (provider, span_sink) = match &trace_export {
             TraceExport::SdkDisabled => (None, None),
             _ => {
                 let (provider, sink) =
                     tracer_provider(config.service_name, &trace_export, export_stats.clone())?;
+                let sink = sink.joining_callers(propagators.joins_callers);
                 (Some(provider), Some(sink))
             }
         };
@@ -250,9 +253,18 @@ impl Telemetry {
         if let TraceExport::Otlp {
             protocol, endpoint, ..
         } = &trace_export
-            && let Some(hint) = otlp_env::port_mismatch(protocol, endpoint)
+            && let Some(hint) = otel_env::port_mismatch(protocol, endpoint)
         {
             tracing::warn!(endpoint, protocol, "{hint}");
+        }
+        if !propagators.unsupported.is_empty() {
+            let unsupported = propagators.unsupported.join(",");
+            tracing::warn!(
+                unsupported,
+                joins_w3c_traceparent = propagators.joins_callers,
+                "OTEL_PROPAGATORS lists propagators this server does not implement; their headers \
+                 are ignored (only W3C tracecontext is read)"
+            );
         }
         Ok(Self {
             metrics,
@@ -416,7 +428,7 @@ pub fn sampler_from_env() -> Result<String, TelemetryError> {
 /// the binary's default. The SDK keeps values percent-encoded and lets the attribute win over
 /// `OTEL_SERVICE_NAME`.
 fn resource(default_service_name: &'static str) -> Result<Resource, TelemetryError> {
-    let attributes = otlp_env::resource_attributes_from_env().map_err(TelemetryError::Otel)?;
+    let attributes = otel_env::resource_attributes_from_env().map_err(TelemetryError::Otel)?;
     let service_name = env_nonempty("OTEL_SERVICE_NAME")
         .or_else(|| {
             attributes
@@ -459,9 +471,9 @@ fn tracer_provider(
             "unsupported OTLP compression {compression:?} (OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION); use gzip or none"
         )));
     }
-    otlp_env::check_endpoint(endpoint).map_err(TelemetryError::Otel)?;
-    otlp_env::check_headers_from_env().map_err(TelemetryError::Otel)?;
-    otlp_env::check_numbers_from_env().map_err(TelemetryError::Otel)?;
+    otel_env::check_endpoint(endpoint).map_err(TelemetryError::Otel)?;
+    otel_env::check_headers_from_env().map_err(TelemetryError::Otel)?;
+    otel_env::check_numbers_from_env().map_err(TelemetryError::Otel)?;
     // The exporter builders read the endpoint, headers, timeout and compression variables.
     let https = endpoint
         .get(..8)

@@ -40,6 +40,8 @@ pub struct SpanSink {
     scope: InstrumentationScope,
     /// `None` when nothing is exported: spans still get ids (for logs and response headers).
     queue: Option<Arc<BoundedBatchProcessor>>,
+    /// Whether a caller's W3C trace context is joined (`OTEL_PROPAGATORS` lists `tracecontext`).
+    joins_callers: bool,
 }
 
 /// The identity of a span chosen when it starts.
@@ -77,7 +79,19 @@ impl SpanSink {
             ids: RandomIdGenerator::default(),
             scope: InstrumentationScope::builder(scope_name).build(),
             queue,
+            joins_callers: true,
         }
+    }
+
+    pub(crate) fn joining_callers(mut self, joins: bool) -> Self {
+        self.joins_callers = joins;
+        self
+    }
+
+    /// True when a request's `traceparent` is to be joined; with `OTEL_PROPAGATORS=none` (or a
+    /// list without `tracecontext`) every request starts a new trace.
+    pub fn joins_callers(&self) -> bool {
+        self.joins_callers
     }
 
     /// Ids of a new span named `name`: a child of `parent` when it is a valid span context (the

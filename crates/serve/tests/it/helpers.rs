@@ -127,14 +127,9 @@ impl Server {
 
     /// Starts `serve` on `model`; waits for its "listening" log line.
     pub fn start_with_model(model: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_serve"));
+        let mut command = serve_command(model);
         command
-            .args(["--addr", "127.0.0.1:0", "--model"])
-            .arg(model)
             .args(args)
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -833,10 +828,24 @@ impl TestPki {
 }
 
 /// Runs `serve` with `env`, expecting it to fail to start; returns its stderr, one line.
-pub fn start_fails_with(model: &Path, env: &[(&str, &str)]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_serve"))
+/// `serve` on an ephemeral loopback port with `model`, without the `OTEL_*` and `RUST_LOG`
+/// variables of the environment the tests run in: each test sets what it needs.
+fn serve_command(model: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_serve"));
+    command
         .args(["--addr", "127.0.0.1:0", "--model"])
         .arg(model)
+        .env_remove("RUST_LOG");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+pub fn start_fails_with(model: &Path, env: &[(&str, &str)]) -> String {
+    let out = serve_command(model)
         .envs(env.iter().copied())
         .output()
         .expect("run serve");

@@ -188,6 +188,15 @@ fn a_resource_attribute_entry_the_sdk_would_drop_exits_non_zero_with_one_line() 
 }
 
 #[test]
+fn an_unknown_propagator_exits_non_zero_with_one_line() {
+    let stderr = start_fails_with(small_model(), &[("OTEL_PROPAGATORS", "tracecontext,w3c")]);
+    assert!(
+        stderr.contains("\"w3c\"") && stderr.contains("OTEL_PROPAGATORS"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_mistyped_sampler_or_ratio_exits_non_zero_with_one_line() {
     let stderr = start_fails_with(small_model(), &[("OTEL_TRACES_SAMPLER", "always_of")]);
     assert!(

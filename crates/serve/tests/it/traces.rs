@@ -223,6 +223,35 @@ fn otel_service_name_wins_over_the_attribute_and_attribute_values_are_decoded() 
 }
 
 #[test]
+fn otel_propagators_decides_whether_a_callers_trace_is_joined() {
+    let caller = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{caller}-b7ad6b7169203331-01");
+    for (propagators, joins, warns) in [
+        ("", true, false),
+        ("none", false, false),
+        ("tracecontext,b3", true, true),
+    ] {
+        let server = Server::start(&[], &[("OTEL_PROPAGATORS", propagators)]);
+        server.wait_for_log(|l| l["message"] == "listening");
+        let r = request(
+            server.addr,
+            "POST",
+            "/predict",
+            &[("traceparent", traceparent.as_str())],
+            b"the pitcher threw a slider",
+        );
+        assert_eq!(r.status, 200);
+        let trace_id = r.header("x-trace-id").expect("trace id");
+        assert_eq!(trace_id == caller, joins, "{propagators:?}: {trace_id}");
+        let warned = server
+            .logs()
+            .iter()
+            .any(|l| l["level"] == "WARN" && l["unsupported"] == "b3");
+        assert_eq!(warned, warns, "{propagators:?}");
+    }
+}
+
+#[test]
 fn the_generic_endpoint_gets_v1_traces_appended_and_the_traces_endpoint_is_used_as_is() {
     let receiver = OtlpReceiver::start();
     let base = receiver.endpoint.clone();

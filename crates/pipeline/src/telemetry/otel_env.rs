@@ -1,7 +1,9 @@
-//! Checks of the OTLP exporter and batch variables that the SDK would otherwise take without a
-//! word: it drops a header entry it cannot parse, fails on a bad endpoint only when it first
-//! sends, dials whatever port it is given, and replaces a number it cannot read with the default.
-//! Each is a message at start here instead (a warning for the port, which may be right).
+//! The standard `OTEL_*` variables the SDK reads without a word about what it cannot use (it
+//! drops a header or resource entry it cannot parse, fails on a bad endpoint only when it first
+//! sends, dials whatever port it is given, replaces a number it cannot read with the default)
+//! or does not read at all (`OTEL_PROPAGATORS`). Each is a message at start here instead: an
+//! error for a value that cannot be right, a warning for one that may be (a port) or that names
+//! something this server does not do (a propagator other than W3C's).
 
 /// Checks that the OTLP endpoint is an `http://` or `https://` URL with a host (and a valid port
 /// if it has one), and returns that port. Otherwise the HTTP exporter fails only when it first
@@ -142,6 +144,47 @@ fn resource_attributes(value: &str) -> Result<Vec<(String, String)>, String> {
         attributes.push((key.to_owned(), value));
     }
     Ok(attributes)
+}
+
+/// What `OTEL_PROPAGATORS` asks of incoming requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Propagators {
+    /// `tracecontext` is listed (as by default): a caller's `traceparent` is joined.
+    pub joins_callers: bool,
+    /// Listed propagators this server does not implement, for a warning.
+    pub unsupported: Vec<String>,
+}
+
+/// Reads `OTEL_PROPAGATORS` (the SDK does not): unset means `tracecontext,baggage`.
+pub(super) fn propagators_from_env() -> Result<Propagators, String> {
+    propagators(&std::env::var("OTEL_PROPAGATORS").unwrap_or_default())
+}
+
+fn propagators(value: &str) -> Result<Propagators, String> {
+    const OTHERS: [&str; 5] = ["b3", "b3multi", "jaeger", "xray", "ottrace"];
+    let names: Vec<String> = value
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return propagators("tracecontext,baggage");
+    }
+    if let Some(unknown) = names.iter().find(|n| {
+        !matches!(n.as_str(), "tracecontext" | "baggage" | "none") && !OTHERS.contains(&n.as_str())
+    }) {
+        return Err(format!(
+            "unknown propagator {unknown:?} in OTEL_PROPAGATORS; use tracecontext (the default, \
+             with baggage), or none to start a new trace for every request"
+        ));
+    }
+    Ok(Propagators {
+        joins_callers: names.iter().any(|n| n == "tracecontext"),
+        unsupported: names
+            .into_iter()
+            .filter(|n| OTHERS.contains(&n.as_str()))
+            .collect(),
+    })
 }
 
 /// `%XX` sequences decoded; `None` for a `%` without two hex digits or a result that is not UTF-8.
@@ -348,5 +391,25 @@ mod tests {
             let error = resource_attributes(bad).expect_err(bad);
             assert!(error.contains(why), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn propagators_say_whether_callers_are_joined() {
+        let joins = |v: &str| propagators(v).map(|p| (p.joins_callers, p.unsupported));
+        assert_eq!(joins(""), Ok((true, vec![])));
+        assert_eq!(joins("tracecontext"), Ok((true, vec![])));
+        assert_eq!(joins(" TraceContext , baggage "), Ok((true, vec![])));
+        assert_eq!(joins("none"), Ok((false, vec![])));
+        assert_eq!(joins("baggage"), Ok((false, vec![])));
+        assert_eq!(
+            joins("tracecontext,b3,xray"),
+            Ok((true, vec!["b3".to_owned(), "xray".to_owned()]))
+        );
+        assert_eq!(joins("b3multi"), Ok((false, vec!["b3multi".to_owned()])));
+        let error = propagators("tracecontext,w3c").expect_err("w3c is no propagator");
+        assert!(
+            error.contains("\"w3c\"") && error.contains("none"),
+            "{error}"
+        );
     }
 }
