@@ -159,6 +159,7 @@ impl Telemetry {
             _ => sampler_from_env()?,
         };
         let propagators = otel_env::propagators_from_env().map_err(TelemetryError::Otel)?;
+        otel_env::check_traces_exporter_from_env().map_err(TelemetryError::Otel)?;
         let (provider, span_sink) = match &trace_export {
             TraceExport::SdkDisabled => (None, None),
             _ => {

@@ -187,6 +187,25 @@ fn propagators(value: &str) -> Result<Propagators, String> {
     })
 }
 
+/// Checks `OTEL_TRACES_EXPORTER`: this server exports OTLP (`otlp`, the default) or nothing
+/// (`none`); the SDK does not read the variable, so `console` or a typo would export OTLP anyway.
+pub(super) fn check_traces_exporter_from_env() -> Result<(), String> {
+    check_traces_exporter(&std::env::var("OTEL_TRACES_EXPORTER").unwrap_or_default())
+}
+
+fn check_traces_exporter(value: &str) -> Result<(), String> {
+    let unsupported = value.split(',').map(str::trim).find(|n| {
+        !n.is_empty() && !n.eq_ignore_ascii_case("otlp") && !n.eq_ignore_ascii_case("none")
+    });
+    match unsupported {
+        None => Ok(()),
+        Some(name) => Err(format!(
+            "unsupported OTEL_TRACES_EXPORTER {name:?}; use otlp (the default: to \
+             OTEL_EXPORTER_OTLP_ENDPOINT) or none"
+        )),
+    }
+}
+
 /// `%XX` sequences decoded; `None` for a `%` without two hex digits or a result that is not UTF-8.
 fn percent_decode(value: &str) -> Option<String> {
     let mut bytes = Vec::with_capacity(value.len());
@@ -411,5 +430,19 @@ mod tests {
             error.contains("\"w3c\"") && error.contains("none"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_traces_exporter_is_otlp_or_none() {
+        for good in ["", "otlp", "OTLP", "none", " otlp "] {
+            assert_eq!(check_traces_exporter(good), Ok(()), "{good:?}");
+        }
+        for bad in ["console", "otlp,zipkin", "otlp_http"] {
+            let error = check_traces_exporter(bad).expect_err(bad);
+            assert!(
+                error.contains("OTEL_TRACES_EXPORTER") && error.contains("none"),
+                "{error}"
+            );
+        }
     }
 }

@@ -188,12 +188,18 @@ fn a_resource_attribute_entry_the_sdk_would_drop_exits_non_zero_with_one_line() 
 }
 
 #[test]
-fn an_unknown_propagator_exits_non_zero_with_one_line() {
-    let stderr = start_fails_with(small_model(), &[("OTEL_PROPAGATORS", "tracecontext,w3c")]);
-    assert!(
-        stderr.contains("\"w3c\"") && stderr.contains("OTEL_PROPAGATORS"),
-        "{stderr}"
-    );
+fn an_unknown_propagator_or_traces_exporter_exits_non_zero_with_one_line() {
+    for (variable, value) in [
+        ("OTEL_PROPAGATORS", "tracecontext,w3c"),
+        ("OTEL_TRACES_EXPORTER", "console"),
+    ] {
+        let stderr = start_fails_with(small_model(), &[(variable, value)]);
+        let bad = value.rsplit(',').next().unwrap_or_default();
+        assert!(
+            stderr.contains(&format!("{bad:?}")) && stderr.contains(variable),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
