@@ -258,6 +258,12 @@ impl Telemetry {
         {
             tracing::warn!(endpoint, protocol, "{hint}");
         }
+        if let Some(warning) = otel_env::boolean_warning(
+            "OTEL_SDK_DISABLED",
+            &std::env::var("OTEL_SDK_DISABLED").unwrap_or_default(),
+        ) {
+            tracing::warn!("{warning}");
+        }
         if !propagators.unsupported.is_empty() {
             let unsupported = propagators.unsupported.join(",");
             tracing::warn!(

@@ -206,6 +206,17 @@ fn check_traces_exporter(value: &str) -> Result<(), String> {
     }
 }
 
+/// A warning for a boolean variable set to neither `true` nor `false`: the specification takes
+/// anything but `true` as false and asks for a warning, as `OTEL_SDK_DISABLED=1` looks like it
+/// switches the SDK off and does not.
+pub(super) fn boolean_warning(var: &str, value: &str) -> Option<String> {
+    let value = value.trim();
+    let boolean = value.is_empty()
+        || value.eq_ignore_ascii_case("true")
+        || value.eq_ignore_ascii_case("false");
+    (!boolean).then(|| format!("{var}={value:?} is neither true nor false; it is taken as false"))
+}
+
 /// `%XX` sequences decoded; `None` for a `%` without two hex digits or a result that is not UTF-8.
 fn percent_decode(value: &str) -> Option<String> {
     let mut bytes = Vec::with_capacity(value.len());
@@ -444,5 +455,14 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn booleans_other_than_true_or_false_are_warned_about() {
+        for fine in ["", "true", "TRUE", "false", " False "] {
+            assert_eq!(boolean_warning("V", fine), None, "{fine:?}");
+        }
+        let warning = boolean_warning("OTEL_SDK_DISABLED", "1").expect("a warning");
+        assert!(warning.contains("OTEL_SDK_DISABLED=\"1\"") && warning.contains("false"));
     }
 }

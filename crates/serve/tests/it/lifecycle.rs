@@ -264,7 +264,10 @@ fn an_endpoint_on_the_other_protocols_standard_port_is_warned_about_at_start() {
     }
     let server = Server::start(
         &[],
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_SDK_DISABLED", "false"),
+        ],
     );
     let listening = server.wait_for_log(|l| l["message"] == "listening");
     assert_eq!(
@@ -280,4 +283,21 @@ fn an_endpoint_on_the_other_protocols_standard_port_is_warned_about_at_start() {
         warnings.is_empty(),
         "no warning on the right port: {warnings:?}"
     );
+}
+
+#[test]
+fn otel_sdk_disabled_set_to_neither_true_nor_false_is_warned_about() {
+    let server = Server::start(&[], &[("OTEL_SDK_DISABLED", "1")]);
+    let line = server.wait_for_log(|l| l["level"] == "WARN");
+    let message = line["message"].as_str().unwrap_or_default();
+    assert!(message.contains("OTEL_SDK_DISABLED=\"1\""), "{line}");
+    // Taken as false, as the specification says: requests still get trace ids.
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[],
+        b"the goalie made a save",
+    );
+    assert!(r.header("x-trace-id").is_some(), "{:?}", r.status);
 }
