@@ -14,6 +14,7 @@ use opentelemetry::context::FutureExt as _;
 use pipeline::ModelFile;
 use pipeline::telemetry::Telemetry;
 
+use crate::client_text::bounded;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::observe::{ModelMetrics, RequestMetrics, Route, Scrape, method_label};
@@ -106,7 +107,7 @@ impl App {
         let method = method_label(req.method());
         let route = Route::of(req.uri().path());
         let path = match route {
-            Route::Unmatched => Cow::Owned(req.uri().path().to_owned()),
+            Route::Unmatched => Cow::Owned(bounded(req.uri().path()).into_owned()),
             _ => Cow::Borrowed(route.template()),
         };
         let mut trace = self
@@ -226,7 +227,7 @@ fn access_log(
 
 fn not_allowed(req: &Request<Incoming>, route: Route, allowed: &'static str) -> ApiError {
     ApiError::MethodNotAllowed {
-        method: req.method().to_string(),
+        method: bounded(req.method().as_str()).into_owned(),
         path: route.template(),
         allowed,
     }

@@ -8,6 +8,7 @@
 //! [`server::run`] with the shutdown signal; tests do the same with their own listener.
 
 pub mod app;
+pub mod client_text;
 pub mod config;
 pub mod error;
 pub mod observe;

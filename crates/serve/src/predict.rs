@@ -14,6 +14,7 @@ use pipeline::{ModelFile, Prediction};
 use serde::{Deserialize, Serialize};
 
 use crate::app::{App, HttpResponse, json};
+use crate::client_text::bounded;
 use crate::error::ApiError;
 use crate::observe::{Route, Step};
 use crate::trace_context::{RequestTrace, StepFacts};
@@ -139,7 +140,7 @@ fn content_coding(req: &Request<Incoming>) -> Result<Coding, ApiError> {
         "" | "identity" => Ok(Coding::Identity),
         "gzip" | "x-gzip" => Ok(Coding::Gzip),
         "deflate" => Ok(Coding::Deflate),
-        _ => Err(ApiError::UnsupportedEncoding(name)),
+        _ => Err(ApiError::UnsupportedEncoding(bounded(&name).into_owned())),
     }
 }
 

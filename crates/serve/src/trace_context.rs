@@ -19,6 +19,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use pipeline::telemetry::spans::{LiteSpan, SpanBatch, UnixNanos};
 use pipeline::telemetry::{SpanIds, SpanSink};
 
+use crate::client_text::bounded;
 use crate::error::ApiError;
 use crate::observe::{Route, Step};
 
@@ -103,7 +104,7 @@ impl<'a> RequestTrace<'a> {
                 .headers()
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+                .map(|agent| bounded(agent).into_owned()),
         });
         Self {
             sink,

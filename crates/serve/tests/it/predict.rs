@@ -1,6 +1,6 @@
 //! `POST /predict` answers and every bad-input case.
 
-use crate::helpers::{Server, real_dataset, real_model, request};
+use crate::helpers::{OtlpReceiver, Server, attr, real_dataset, real_model, request};
 
 #[test]
 fn classifies_real_test_documents() {
@@ -336,5 +336,50 @@ fn oversized_bodies_get_413_without_being_read() {
             ]
         ),
         Some(2.0)
+    );
+}
+
+#[test]
+fn client_text_in_log_lines_spans_and_error_bodies_is_cut_at_512_bytes() {
+    let receiver = OtlpReceiver::start();
+    let server = Server::start(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    let long_path = format!("/{}", "p".repeat(20_000));
+    let long_agent = "a".repeat(20_000);
+    let r = request(
+        server.addr,
+        "GET",
+        &long_path,
+        &[("user-agent", long_agent.as_str())],
+        b"",
+    );
+    assert_eq!(r.status, 404);
+    let trace_id = r.header("x-trace-id").expect("trace id").to_owned();
+    let cut = |text: &str| format!("{}…", &text[..512]);
+    let line = server.wait_for_log(|l| l["trace_id"] == trace_id.as_str());
+    assert_eq!(line["url.path"], cut(&long_path));
+    let span = receiver.wait_for_trace(&trace_id, 1).remove(0);
+    assert_eq!(attr(&span, "url.path"), Some(cut(&long_path)));
+    assert_eq!(attr(&span, "user_agent.original"), Some(cut(&long_agent)));
+
+    let coding = "x".repeat(20_000);
+    let r = request(
+        server.addr,
+        "POST",
+        "/predict",
+        &[("content-encoding", coding.as_str())],
+        b"some text",
+    );
+    assert_eq!(r.status, 415);
+    let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains(&cut(&coding)) && message.len() < 1024,
+        "{} bytes",
+        message.len()
     );
 }
