@@ -507,15 +507,21 @@ impl OtlpReceiver {
         }
     }
 
-    /// Starts a server exporting here every 50 ms with `env` added, has it classify `body`
-    /// (asserting 200) and returns the server and that request's trace id.
-    pub fn serve_one(&self, env: &[(&str, &str)], body: &[u8]) -> (Server, String) {
+    /// Starts a server exporting here every 50 ms, with `env` added (after, so it can replace
+    /// the endpoint).
+    pub fn server(&self, env: &[(&str, &str)]) -> Server {
         let mut all = vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", self.endpoint.as_str()),
             ("OTEL_BSP_SCHEDULE_DELAY", "50"),
         ];
         all.extend_from_slice(env);
-        let server = Server::start(&[], &all);
+        Server::start(&[], &all)
+    }
+
+    /// Starts [`OtlpReceiver::server`], has it classify `body` (asserting 200) and returns the
+    /// server and that request's trace id.
+    pub fn serve_one(&self, env: &[(&str, &str)], body: &[u8]) -> (Server, String) {
+        let server = self.server(env);
         let r = request(server.addr, "POST", "/predict", &[], body);
         assert_eq!(r.status, 200, "{}", r.body);
         let trace_id = r.header("x-trace-id").expect("trace id").to_owned();

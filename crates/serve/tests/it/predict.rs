@@ -342,13 +342,7 @@ fn oversized_bodies_get_413_without_being_read() {
 #[test]
 fn client_text_in_log_lines_spans_and_error_bodies_is_cut_at_512_bytes() {
     let receiver = OtlpReceiver::start();
-    let server = Server::start(
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ],
-    );
+    let server = receiver.server(&[]);
     let long_path = format!("/{}", "p".repeat(20_000));
     let long_agent = "a".repeat(20_000);
     let r = request(

@@ -7,14 +7,7 @@ use crate::helpers::{OtlpReceiver, Server, attr, hex, request};
 
 fn server_with_receiver() -> (Server, OtlpReceiver) {
     let receiver = OtlpReceiver::start();
-    let server = Server::start(
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ],
-    );
-    (server, receiver)
+    (receiver.server(&[]), receiver)
 }
 
 #[test]
@@ -173,22 +166,17 @@ fn resource_attr(receiver: &OtlpReceiver, key: &str) -> String {
 #[test]
 fn the_standard_variables_set_the_service_the_resource_and_the_export_headers() {
     let receiver = OtlpReceiver::start();
-    let server = Server::start(
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-            ("OTEL_SERVICE_NAME", "classifier-canary"),
-            (
-                "OTEL_RESOURCE_ATTRIBUTES",
-                "deployment.environment.name=staging",
-            ),
-            (
-                "OTEL_EXPORTER_OTLP_HEADERS",
-                "x-tenant=acme, authorization=Basic%20dXNlcjpwdw%3D%3D",
-            ),
-        ],
-    );
+    let server = receiver.server(&[
+        ("OTEL_SERVICE_NAME", "classifier-canary"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=staging",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-tenant=acme, authorization=Basic%20dXNlcjpwdw%3D%3D",
+        ),
+    ]);
     let r = request(server.addr, "POST", "/predict", &[], b"my bike needs tyres");
     receiver.wait_for_trace(r.header("x-trace-id").expect("trace id"), 5);
     assert!(resource_attr(&receiver, "service.name").contains("classifier-canary"));
