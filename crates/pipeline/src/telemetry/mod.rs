@@ -33,7 +33,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Level;
-use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, WorkerGuard};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -171,108 +171,28 @@ impl Telemetry {
         };
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
-        let mut log_guards = Vec::new();
-        let mut log_errors = Vec::new();
-        let mut writer = |w: NonBlocking, g: WorkerGuard| {
-            log_errors.push(w.error_counter());
-            log_guards.push(g);
-            w
-        };
-        // Buffered behind the non-blocking queue: the writer thread flushes whenever the queue
-        // runs dry, so lines are batched into few syscalls under load and never held back idle.
-        let (stdout, g) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
-            1 << 16,
-            std::io::stdout(),
-        ));
-        let stdout = writer(stdout, g);
-        let file = match &config.log_dir {
-            Some(dir) => {
-                let appender = tracing_appender::rolling::Builder::new()
-                    .rotation(tracing_appender::rolling::Rotation::DAILY)
-                    .filename_prefix(config.log_file_prefix)
-                    .filename_suffix("log")
-                    .max_log_files(7)
-                    .build(dir)
-                    .map_err(|e| TelemetryError::LogDir {
-                        path: dir.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let (w, g) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
-                    1 << 16,
-                    appender,
-                ));
-                Some(writer(w, g))
-            }
-            None => None,
-        };
-
-        let filter = || {
-            EnvFilter::builder()
-                .with_default_directive(LevelFilter::INFO.into())
-                .parse(
-                    std::env::var("RUST_LOG")
-                        .unwrap_or_else(|_| config.default_log_filter.to_owned()),
-                )
-                .unwrap_or_else(|_| EnvFilter::new(config.default_log_filter))
-        };
-        type BoxedLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
-
+        let writers = LogWriters::open(config)?;
+        let (filter, bad_filter) = log_filter(config.default_log_filter);
         let mut layers: Vec<BoxedLayer> = Vec::new();
-        // Spans are traced at INFO whatever RUST_LOG says: log levels must not switch traces off.
-        // Only warnings and errors become span events: the access log line of every request is
-        // already in Loki with its trace id, and copying it into the span doubled its cost.
         if let Some(p) = provider.as_ref() {
-            let otel = tracing_opentelemetry::layer()
-                .with_tracer(p.tracer(config.service_name))
-                .with_location(false)
-                .with_threads(false)
-                .with_tracked_inactivity(false)
-                .with_filter(filter_fn(|m| {
-                    let most_verbose = if m.is_span() {
-                        Level::INFO
-                    } else {
-                        Level::WARN
-                    };
-                    *m.level() <= most_verbose
-                }));
-            layers.push(otel.boxed());
+            layers.push(otel_layer(p, config.service_name));
         }
         // One layer for both writers: each line is filtered and formatted once.
-        let mut log_layer = json_log::JsonLogLayer::new(stdout);
-        if let Some(file) = file {
+        let mut log_layer = json_log::JsonLogLayer::new(writers.stdout);
+        if let Some(file) = writers.file {
             log_layer = log_layer.and(file);
         }
-        for counter in log_errors {
+        for counter in writers.errors {
             log_layer = log_layer.counting_drops(counter);
         }
         let log_flush = log_layer.flusher(Some(json_log::FLUSH_EVERY));
-        layers.push(log_layer.with_filter(filter()).boxed());
+        layers.push(log_layer.with_filter(filter).boxed());
         Registry::default()
             .with(layers)
             .try_init()
             .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
-        if let TraceExport::Otlp {
-            protocol, endpoint, ..
-        } = &trace_export
-            && let Some(hint) = otel_env::port_mismatch(protocol, endpoint)
-        {
-            tracing::warn!(endpoint, protocol, "{hint}");
-        }
-        if let Some(warning) = otel_env::boolean_warning(
-            "OTEL_SDK_DISABLED",
-            &std::env::var("OTEL_SDK_DISABLED").unwrap_or_default(),
-        ) {
-            tracing::warn!("{warning}");
-        }
-        if !propagators.unsupported.is_empty() {
-            let unsupported = propagators.unsupported.join(",");
-            tracing::warn!(
-                unsupported,
-                joins_w3c_traceparent = propagators.joins_callers,
-                "OTEL_PROPAGATORS lists propagators this server does not implement; their headers \
-                 are ignored (only W3C tracecontext is read)"
-            );
-        }
+        warn_about_settings(&trace_export, &propagators, bad_filter.as_deref());
+        let log_guards = writers.guards;
         Ok(Self {
             metrics,
             export_stats,
@@ -316,6 +236,122 @@ impl Telemetry {
 impl Drop for Telemetry {
     fn drop(&mut self) {
         self.shutdown(Duration::from_secs(3));
+    }
+}
+
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
+
+/// The JSON log writers: stdout, and daily files in `--log-dir` when set.
+struct LogWriters {
+    stdout: NonBlocking,
+    file: Option<NonBlocking>,
+    /// Lines each writer dropped because its queue was full.
+    errors: Vec<ErrorCounter>,
+    /// Keep alive for the life of the process: dropping one flushes and stops its writer.
+    guards: Vec<WorkerGuard>,
+}
+
+impl LogWriters {
+    fn open(config: &TelemetryConfig) -> Result<Self, TelemetryError> {
+        // Buffered behind the non-blocking queue: the writer thread flushes whenever the queue
+        // runs dry, so lines are batched into few syscalls under load and never held back idle.
+        const BUFFER: usize = 1 << 16;
+        let (stdout, stdout_guard) = tracing_appender::non_blocking(
+            std::io::BufWriter::with_capacity(BUFFER, std::io::stdout()),
+        );
+        let mut writers = Self {
+            errors: vec![stdout.error_counter()],
+            stdout,
+            file: None,
+            guards: vec![stdout_guard],
+        };
+        if let Some(dir) = &config.log_dir {
+            let appender = tracing_appender::rolling::Builder::new()
+                .rotation(tracing_appender::rolling::Rotation::DAILY)
+                .filename_prefix(config.log_file_prefix)
+                .filename_suffix("log")
+                .max_log_files(7)
+                .build(dir)
+                .map_err(|e| TelemetryError::LogDir {
+                    path: dir.clone(),
+                    reason: e.to_string(),
+                })?;
+            let (file, guard) =
+                tracing_appender::non_blocking(std::io::BufWriter::with_capacity(BUFFER, appender));
+            writers.errors.push(file.error_counter());
+            writers.guards.push(guard);
+            writers.file = Some(file);
+        }
+        Ok(writers)
+    }
+}
+
+/// `RUST_LOG`, else `default`; a `RUST_LOG` that does not parse falls back to `default` and is
+/// returned for a warning once the logs work.
+fn log_filter(default: &str) -> (EnvFilter, Option<String>) {
+    let builder = || EnvFilter::builder().with_default_directive(LevelFilter::INFO.into());
+    let Ok(value) = std::env::var("RUST_LOG") else {
+        return (builder().parse_lossy(default), None);
+    };
+    match builder().parse(&value) {
+        Ok(filter) => (filter, None),
+        Err(e) => (
+            builder().parse_lossy(default),
+            Some(format!("{value:?}: {e}")),
+        ),
+    }
+}
+
+/// Spans are traced at INFO whatever `RUST_LOG` says: log levels must not switch traces off.
+/// Only warnings and errors become span events: the access log line of every request is
+/// already in Loki with its trace id, and copying it into the span doubled its cost.
+fn otel_layer(provider: &SdkTracerProvider, service_name: &'static str) -> BoxedLayer {
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service_name))
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_filter(filter_fn(|m| {
+            let most_verbose = if m.is_span() {
+                Level::INFO
+            } else {
+                Level::WARN
+            };
+            *m.level() <= most_verbose
+        }))
+        .boxed()
+}
+
+/// Settings that may be wrong but do not stop the start, written once the logs work.
+fn warn_about_settings(
+    trace_export: &TraceExport,
+    propagators: &otel_env::Propagators,
+    bad_log_filter: Option<&str>,
+) {
+    if let Some(filter) = bad_log_filter {
+        tracing::warn!("RUST_LOG {filter}; the default filter is used instead");
+    }
+    if let TraceExport::Otlp {
+        protocol, endpoint, ..
+    } = trace_export
+        && let Some(hint) = otel_env::port_mismatch(protocol, endpoint)
+    {
+        tracing::warn!(endpoint, protocol, "{hint}");
+    }
+    if let Some(warning) = otel_env::boolean_warning(
+        "OTEL_SDK_DISABLED",
+        &std::env::var("OTEL_SDK_DISABLED").unwrap_or_default(),
+    ) {
+        tracing::warn!("{warning}");
+    }
+    if !propagators.unsupported.is_empty() {
+        let unsupported = propagators.unsupported.join(",");
+        tracing::warn!(
+            unsupported,
+            joins_w3c_traceparent = propagators.joins_callers,
+            "OTEL_PROPAGATORS lists propagators this server does not implement; their headers \
+             are ignored (only W3C tracecontext is read)"
+        );
     }
 }
 

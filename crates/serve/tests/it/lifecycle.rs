@@ -301,3 +301,19 @@ fn otel_sdk_disabled_set_to_neither_true_nor_false_is_warned_about() {
     );
     assert!(r.header("x-trace-id").is_some(), "{:?}", r.status);
 }
+
+#[test]
+fn a_rust_log_that_does_not_parse_is_warned_about_and_the_default_filter_used() {
+    let server = Server::start(&[], &[("RUST_LOG", "serve=[")]);
+    let line = server.wait_for_log(|l| l["level"] == "WARN");
+    let message = line["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("RUST_LOG \"serve=[\"") && message.contains("default filter"),
+        "{line}"
+    );
+    // The default, info, still writes the start line and the access lines.
+    server.wait_for_log(|l| l["message"] == "listening");
+    let r = request(server.addr, "GET", "/livez", &[], b"");
+    assert_eq!(r.status, 200);
+    server.wait_for_log(|l| l["message"] == "request served");
+}
