@@ -7,6 +7,19 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// The tracing settings, which are environment variables, listed under `--help`.
+const TRACING_HELP: &str = "\
+Tracing is set by the standard OpenTelemetry variables (the README lists them all):
+  OTEL_EXPORTER_OTLP_ENDPOINT  collector URL, e.g. http://localhost:4318 (unset: no export)
+  OTEL_EXPORTER_OTLP_PROTOCOL  http/protobuf (the default, port 4318) or grpc (port 4317)
+  OTEL_EXPORTER_OTLP_HEADERS   key=value,... sent with every export, values percent-encoded
+  OTEL_SERVICE_NAME            service.name of the spans (default doc-classifier)
+  OTEL_RESOURCE_ATTRIBUTES     key=value,... added to every span's resource
+  OTEL_TRACES_SAMPLER[_ARG]    e.g. parentbased_traceidratio and 0.1 to keep one trace in ten
+  OTEL_PROPAGATORS             tracecontext (the default: a caller's traceparent is joined) or none
+  OTEL_SDK_DISABLED=true       no tracing at all, and no trace ids in the logs
+A value the server cannot use stops the start with a one-line reason.";
+
 /// Serve the 20 Newsgroups classifier over HTTP with Prometheus metrics, OpenTelemetry traces
 /// and JSON logs that carry trace ids.
 ///
@@ -14,7 +27,7 @@ use clap::Parser;
 /// category. GET /metrics, /livez, /readyz, /healthz (and /) for operations. Traces are exported
 /// over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; log levels follow RUST_LOG.
 #[derive(Debug, Clone, Parser)]
-#[command(version, about, long_about)]
+#[command(version, about, long_about, after_long_help = TRACING_HELP)]
 pub struct Config {
     /// The model file written by `train`.
     #[arg(

@@ -317,3 +317,22 @@ fn a_rust_log_that_does_not_parse_is_warned_about_and_the_default_filter_used() 
     assert_eq!(r.status, 200);
     server.wait_for_log(|l| l["message"] == "request served");
 }
+
+#[test]
+fn help_explains_the_flags_and_the_tracing_variables() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_serve"))
+        .arg("--help")
+        .output()
+        .expect("run serve --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "--max-body-bytes",
+        "[env: MAX_BODY_BYTES=]",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_TRACES_SAMPLER[_ARG]",
+        "OTEL_PROPAGATORS",
+    ] {
+        assert!(help.contains(expected), "{expected} missing from:\n{help}");
+    }
+}
