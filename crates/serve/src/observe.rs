@@ -157,13 +157,10 @@ pub fn describe() {
         "otel_spans_dropped_total",
         "Spans dropped because the export queue was full."
     );
-    describe_counter!(
-        "otel_spans_exported_total",
-        "Spans the OTLP exporter accepted."
-    );
+    describe_counter!("otel_spans_exported_total", "Spans the collector accepted.");
     describe_counter!(
         "otel_spans_failed_total",
-        "Spans in export batches that failed or timed out."
+        "Spans in export batches that failed or timed out, or that the collector rejected (OTLP/HTTP partial success)."
     );
     describe_counter!(
         "log_lines_dropped_total",

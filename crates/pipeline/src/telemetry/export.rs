@@ -76,9 +76,9 @@ impl BatchSettings {
 pub struct ExportStats {
     /// Spans dropped because the queue was full.
     pub dropped: AtomicU64,
-    /// Spans the exporter accepted.
+    /// Spans the collector accepted.
     pub exported: AtomicU64,
-    /// Spans in batches that failed or timed out.
+    /// Spans in batches that failed or timed out, or that the collector rejected.
     pub failed: AtomicU64,
 }
 
@@ -291,6 +291,12 @@ pub trait QueuedExporter: SpanExporter {
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         self.export(into_span_data(batch))
     }
+
+    /// After a successful export: the spans the collector said it rejected and its message
+    /// (OTLP partial success), if it said anything.
+    fn take_rejected(&self) -> Option<(u64, String)> {
+        None
+    }
 }
 
 impl QueuedExporter for opentelemetry_otlp::SpanExporter {}
@@ -361,6 +367,7 @@ impl BoundedBatchProcessor {
                             settings,
                             stats: thread_stats,
                             failures: FailureLog::default(),
+                            rejections: FailureLog::default(),
                         }
                         .run();
                     }
@@ -543,6 +550,8 @@ struct ExportLoop<E> {
     settings: BatchSettings,
     stats: Arc<ExportStats>,
     failures: FailureLog,
+    /// Spans a collector accepted a request for but rejected (partial success), logged the same way.
+    rejections: FailureLog,
 }
 
 impl<E: QueuedExporter> ExportLoop<E> {
@@ -657,9 +666,21 @@ impl<E: QueuedExporter> ExportLoop<E> {
         };
         match error {
             None => {
-                self.stats.exported.fetch_add(n, Ordering::Relaxed);
+                let rejected = self.exporter.take_rejected();
+                let lost = rejected.as_ref().map_or(0, |(r, _)| (*r).min(n));
+                self.stats.exported.fetch_add(n - lost, Ordering::Relaxed);
+                self.stats.failed.fetch_add(lost, Ordering::Relaxed);
                 if let Some(lost) = self.failures.succeeded() {
                     tracing::info!(spans_lost = lost, "span export works again");
+                }
+                if let Some((_, message)) = rejected
+                    && let Some(rejected) = self.rejections.failed(Instant::now(), lost)
+                {
+                    tracing::warn!(
+                        spans_rejected = rejected,
+                        collector_message = message,
+                        "the collector rejected spans it was sent (reported at most once a minute)"
+                    );
                 }
             }
             Some(error) => {

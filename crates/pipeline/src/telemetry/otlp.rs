@@ -40,6 +40,8 @@ pub struct HttpProtoExporter {
     body: Arc<Mutex<Bytes>>,
     /// Shared with the client (see [`BodyClient`]).
     last_error: Arc<Mutex<Option<String>>>,
+    /// Shared with the client too.
+    rejected: Arc<Mutex<Option<(u64, String)>>>,
     /// The encoded `Resource` message and the resource's schema URL.
     resource: (Vec<u8>, String),
     encoder: Mutex<Encoder>,
@@ -50,6 +52,7 @@ impl HttpProtoExporter {
     pub fn from_env() -> Result<Self, String> {
         let body = Arc::new(Mutex::new(Bytes::new()));
         let last_error = Arc::new(Mutex::new(None));
+        let rejected = Arc::new(Mutex::new(None));
         let tls = super::tls::ExportTls::from_env()?;
         let client = tls
             .apply_to_reqwest(reqwest::Client::builder().timeout(timeout_from_env()))?
@@ -62,6 +65,7 @@ impl HttpProtoExporter {
                 client,
                 body: body.clone(),
                 last_error: last_error.clone(),
+                rejected: rejected.clone(),
             })
             .build()
             .map_err(|e| e.to_string())?;
@@ -69,6 +73,7 @@ impl HttpProtoExporter {
             inner,
             body,
             last_error,
+            rejected,
             resource: (Vec::new(), String::new()),
             encoder: Mutex::new(Encoder::default()),
         };
@@ -105,6 +110,9 @@ impl HttpProtoExporter {
         if let Ok(mut slot) = self.last_error.lock() {
             *slot = None;
         }
+        if let Ok(mut slot) = self.rejected.lock() {
+            *slot = None;
+        }
         let result = self.inner.export(Vec::new()).await;
         let detail = self.last_error.lock().ok().and_then(|mut slot| slot.take());
         match (result, detail) {
@@ -119,6 +127,10 @@ impl HttpProtoExporter {
 impl QueuedExporter for HttpProtoExporter {
     fn takes_encoded(&self) -> bool {
         true
+    }
+
+    fn take_rejected(&self) -> Option<(u64, String)> {
+        self.rejected.lock().ok()?.take()
     }
 
     async fn export_queued(&self, batch: Vec<Queued>) -> OTelSdkResult {
@@ -174,6 +186,8 @@ struct BodyClient {
     /// Why the last request could not be sent, with its causes: the SDK reports only "network
     /// error".
     last_error: Arc<Mutex<Option<String>>>,
+    /// What the collector rejected of the last request it accepted (see [`partial_success`]).
+    rejected: Arc<Mutex<Option<(u64, String)>>>,
 }
 
 #[async_trait::async_trait]
@@ -191,11 +205,32 @@ impl HttpClient for BodyClient {
             Some(other) => return Err(format!("unsupported content-encoding {other:?}").into()),
         };
         let result = self.client.send_bytes(request).await;
-        if let (Err(e), Ok(mut slot)) = (&result, self.last_error.lock()) {
-            *slot = Some(error_chain(e.as_ref()));
+        match &result {
+            Err(e) => {
+                if let Ok(mut slot) = self.last_error.lock() {
+                    *slot = Some(error_chain(e.as_ref()));
+                }
+            }
+            Ok(response) if response.status().is_success() => {
+                if let Ok(mut slot) = self.rejected.lock() {
+                    *slot = partial_success(response.body());
+                }
+            }
+            Ok(_) => {}
         }
         result
     }
+}
+
+/// The spans a collector says it rejected in its 200 answer (OTLP "partial success"), and its
+/// message, when it says anything. The SDK reads this only over gRPC, where it logs it.
+fn partial_success(body: &[u8]) -> Option<(u64, String)> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    let partial = ExportTraceServiceResponse::decode(body)
+        .ok()?
+        .partial_success?;
+    let rejected = u64::try_from(partial.rejected_spans).unwrap_or(0);
+    (rejected > 0 || !partial.error_message.is_empty()).then_some((rejected, partial.error_message))
 }
 
 /// An error and its sources, `: `-separated.

@@ -397,16 +397,34 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub fn start() -> Self {
-        Self::start_http(None)
+        Self::start_http(None, Vec::new())
+    }
+
+    /// An OTLP/HTTP receiver whose every 200 answer says it rejected `spans` of the request's
+    /// spans with `message` (an OTLP partial success).
+    pub fn start_rejecting(spans: i64, message: &str) -> Self {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
+        use prost::Message as _;
+        let answer = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: spans,
+                error_message: message.to_owned(),
+            }),
+        };
+        Self::start_http(None, answer.encode_to_vec())
     }
 
     /// An OTLP/HTTP receiver over TLS (`https://127.0.0.1:port`) with this server configuration;
     /// a connection whose handshake fails is closed and nothing is recorded.
     pub fn start_tls(config: Arc<rustls::ServerConfig>) -> Self {
-        Self::start_http(Some(config))
+        Self::start_http(Some(config), Vec::new())
     }
 
-    fn start_http(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+    /// `answer`: the body of each 200 (an encoded `ExportTraceServiceResponse`; empty is one).
+    fn start_http(tls: Option<Arc<rustls::ServerConfig>>, answer: Vec<u8>) -> Self {
+        let answer = Arc::new(answer);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = format!("{scheme}://{}", listener.local_addr().expect("addr"));
@@ -417,13 +435,13 @@ impl OtlpReceiver {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (sink, seen, heard) = (sink.clone(), seen.clone(), heard.clone());
-                let tls = tls.clone();
+                let (tls, answer) = (tls.clone(), answer.clone());
                 std::thread::spawn(move || match tls {
-                    None => serve_otlp_http(stream, &sink, &seen, &heard),
+                    None => serve_otlp_http(stream, &sink, &seen, &heard, &answer),
                     Some(config) => {
                         let session = rustls::ServerConnection::new(config).expect("session");
                         let stream = rustls::StreamOwned::new(session, stream);
-                        serve_otlp_http(stream, &sink, &seen, &heard);
+                        serve_otlp_http(stream, &sink, &seen, &heard, &answer);
                     }
                 });
             }
@@ -606,6 +624,7 @@ fn serve_otlp_http(
     sink: &SpanList,
     seen: &Mutex<Vec<String>>,
     heard: &Mutex<Vec<String>>,
+    answer: &[u8],
 ) {
     let mut reader = BufReader::new(stream);
     loop {
@@ -654,9 +673,12 @@ fn serve_otlp_http(
         seen.lock().expect("lock").push(encoding);
         store_spans(sink, &body);
         let stream = reader.get_mut();
-        let _ = stream.write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+            answer.len()
         );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(answer);
         let _ = stream.flush();
     }
 }

@@ -412,3 +412,16 @@ fn rust_log_decides_whether_access_lines_are_written() {
         "serve::app=warn: no access line for a served request"
     );
 }
+
+#[test]
+fn spans_a_collector_rejects_in_a_partial_success_are_counted_failed_and_warned_about() {
+    let receiver = OtlpReceiver::start_rejecting(2, "spans too old");
+    let (server, trace_id) = receiver.serve_one(&[], b"the shortstop fielded the ball");
+    receiver.wait_for_trace(&trace_id, 5);
+    let line = server.wait_for_log(|l| l["level"] == "WARN");
+    assert_eq!(line["spans_rejected"], 2, "{line}");
+    assert_eq!(line["collector_message"], "spans too old", "{line}");
+    let metrics = server.metrics();
+    assert_eq!(metrics.value("otel_spans_failed_total", &[]), Some(2.0));
+    assert_eq!(metrics.value("otel_spans_exported_total", &[]), Some(3.0));
+}
