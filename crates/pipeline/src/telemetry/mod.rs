@@ -338,6 +338,12 @@ fn warn_about_settings(
     {
         tracing::warn!(endpoint, protocol, "{hint}");
     }
+    if let TraceExport::Otlp { protocol, .. } = trace_export
+        && let Some(endpoint) = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        && let Some(hint) = otel_env::traces_endpoint_without_path(protocol, &endpoint)
+    {
+        tracing::warn!("{hint}");
+    }
     if let Some(warning) = otel_env::boolean_warning(
         "OTEL_SDK_DISABLED",
         &std::env::var("OTEL_SDK_DISABLED").unwrap_or_default(),

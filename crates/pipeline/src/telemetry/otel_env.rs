@@ -64,6 +64,33 @@ pub(super) fn port_mismatch(protocol: &str, endpoint: &str) -> Option<String> {
     })
 }
 
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is used as written over OTLP/HTTP, path included, so
+/// `http://collector:4318` posts to `/`, where collectors answer 404 at every export; the
+/// generic variable gets `/v1/traces` added. Returns what to write at start for that mistake.
+pub(super) fn traces_endpoint_without_path(
+    protocol: &str,
+    traces_endpoint: &str,
+) -> Option<String> {
+    if protocol != "http/protobuf" {
+        return None;
+    }
+    let (_, rest) = traces_endpoint.split_once("://")?;
+    let path = rest
+        .find('/')
+        .map_or("", |at| &rest[at..])
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default();
+    matches!(path, "" | "/").then(|| {
+        format!(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT {traces_endpoint:?} has no path, and it is used as \
+             written: spans go to \"/\", where collectors answer 404; write \
+             {}/v1/traces, or set OTEL_EXPORTER_OTLP_ENDPOINT, which gets /v1/traces added",
+            traces_endpoint.trim_end_matches('/')
+        )
+    })
+}
+
 /// Checks the export headers where the exporters read them: `OTEL_EXPORTER_OTLP_TRACES_HEADERS`
 /// when it is set, else `OTEL_EXPORTER_OTLP_HEADERS`.
 pub(super) fn check_headers_from_env() -> Result<(), String> {
@@ -464,5 +491,30 @@ mod tests {
         }
         let warning = boolean_warning("OTEL_SDK_DISABLED", "1").expect("a warning");
         assert!(warning.contains("OTEL_SDK_DISABLED=\"1\"") && warning.contains("false"));
+    }
+
+    #[test]
+    fn a_traces_endpoint_without_a_path_is_pointed_out_for_otlp_http() {
+        let hint = traces_endpoint_without_path("http/protobuf", "http://collector:4318/")
+            .expect("a hint");
+        assert!(
+            hint.contains("write http://collector:4318/v1/traces"),
+            "{hint}"
+        );
+        assert!(traces_endpoint_without_path("http/protobuf", "http://collector:4318").is_some());
+        for (protocol, endpoint) in [
+            ("http/protobuf", "http://collector:4318/v1/traces"),
+            (
+                "http/protobuf",
+                "https://ingest.example/otlp/spans?tenant=a",
+            ),
+            ("grpc", "http://collector:4317"),
+        ] {
+            assert_eq!(
+                traces_endpoint_without_path(protocol, endpoint),
+                None,
+                "{endpoint}"
+            );
+        }
     }
 }

@@ -261,11 +261,15 @@ fn the_generic_endpoint_gets_v1_traces_appended_and_the_traces_endpoint_is_used_
             "/ingest/spans",
         ),
     ];
-    for (variable, endpoint, path) in cases {
+    for (variable, endpoint, path) in cases.into_iter().chain([(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        format!("{base}/"),
+        "/",
+    )]) {
         receiver.headers.lock().expect("lock").clear();
         // serve_one sets the generic endpoint first (the receiver, no path): the value here
         // replaces it, or for the signal-specific variable has to win over it.
-        let (_server, trace_id) = receiver.serve_one(
+        let (server, trace_id) = receiver.serve_one(
             &[(variable, endpoint.as_str())],
             b"the pitcher threw a curveball",
         );
@@ -281,6 +285,14 @@ fn the_generic_endpoint_gets_v1_traces_appended_and_the_traces_endpoint_is_used_
             !paths.is_empty() && paths.iter().all(|p| p == path),
             "{variable}={endpoint}: {paths:?}"
         );
+        // Only a traces endpoint without a path is warned about: collectors answer 404 there.
+        let warned = server.logs().iter().any(|l| {
+            l["level"] == "WARN"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("has no path"))
+        });
+        assert_eq!(warned, path == "/", "{variable}={endpoint}");
     }
 }
 
