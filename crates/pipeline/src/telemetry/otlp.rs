@@ -204,6 +204,7 @@ impl HttpClient for BodyClient {
             Some(v) if v == "gzip" => gzip(&body)?,
             Some(other) => return Err(format!("unsupported content-encoding {other:?}").into()),
         };
+        let target = request_target(&request);
         let result = self.client.send_bytes(request).await;
         match &result {
             Err(e) => {
@@ -216,10 +217,43 @@ impl HttpClient for BodyClient {
                     *slot = partial_success(response.body());
                 }
             }
-            Ok(_) => {}
+            Ok(response) => {
+                if let Ok(mut slot) = self.last_error.lock() {
+                    *slot = Some(status_error(&target, response.status()));
+                }
+            }
         }
         result
     }
+}
+
+/// `POST scheme://host:port/path`, without any user info or query the endpoint may carry.
+fn request_target(request: &Request<Bytes>) -> String {
+    let uri = request.uri();
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    format!(
+        "{} {}://{}{port}{}",
+        request.method(),
+        uri.scheme_str().unwrap_or("http"),
+        uri.host().unwrap_or_default(),
+        uri.path()
+    )
+}
+
+/// What a refusal means, for the warning: the SDK says only "failed with status code: N" (it
+/// keeps the body, which may echo a secret, to its debug log, and so do we).
+fn status_error(target: &str, status: reqwest::StatusCode) -> String {
+    let hint = match status.as_u16() {
+        401 | 403 => "; check the credentials in OTEL_EXPORTER_OTLP_HEADERS",
+        404 => {
+            "; check the path: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as written, \
+             OTEL_EXPORTER_OTLP_ENDPOINT gets /v1/traces added"
+        }
+        415 => "; the endpoint does not take OTLP protobuf (is it the gRPC port, 4317?)",
+        413 => "; the collector takes smaller requests: lower OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        _ => "",
+    };
+    format!("{target} answered {status}{hint}")
 }
 
 /// The spans a collector says it rejected in its 200 answer (OTLP "partial success"), and its

@@ -397,7 +397,7 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub fn start() -> Self {
-        Self::start_http(None, Vec::new())
+        Self::start_http(None, "200 OK", Vec::new())
     }
 
     /// An OTLP/HTTP receiver whose every 200 answer says it rejected `spans` of the request's
@@ -413,18 +413,29 @@ impl OtlpReceiver {
                 error_message: message.to_owned(),
             }),
         };
-        Self::start_http(None, answer.encode_to_vec())
+        Self::start_http(None, "200 OK", answer.encode_to_vec())
     }
 
     /// An OTLP/HTTP receiver over TLS (`https://127.0.0.1:port`) with this server configuration;
     /// a connection whose handshake fails is closed and nothing is recorded.
     pub fn start_tls(config: Arc<rustls::ServerConfig>) -> Self {
-        Self::start_http(Some(config), Vec::new())
+        Self::start_http(Some(config), "200 OK", Vec::new())
     }
 
-    /// `answer`: the body of each 200 (an encoded `ExportTraceServiceResponse`; empty is one).
-    fn start_http(tls: Option<Arc<rustls::ServerConfig>>, answer: Vec<u8>) -> Self {
-        let answer = Arc::new(answer);
+    /// An OTLP/HTTP receiver that answers every request with `status` (e.g. `404 Not Found`)
+    /// after recording it.
+    pub fn start_refusing(status: &'static str) -> Self {
+        Self::start_http(None, status, Vec::new())
+    }
+
+    /// `status` and `body` of each answer (a 200's body is an encoded
+    /// `ExportTraceServiceResponse`; empty is one).
+    fn start_http(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        status: &'static str,
+        body: Vec<u8>,
+    ) -> Self {
+        let answer = Arc::new((status, body));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = format!("{scheme}://{}", listener.local_addr().expect("addr"));
@@ -437,11 +448,11 @@ impl OtlpReceiver {
                 let (sink, seen, heard) = (sink.clone(), seen.clone(), heard.clone());
                 let (tls, answer) = (tls.clone(), answer.clone());
                 std::thread::spawn(move || match tls {
-                    None => serve_otlp_http(stream, &sink, &seen, &heard, &answer),
+                    None => serve_otlp_http(stream, &sink, &seen, &heard, answer.0, &answer.1),
                     Some(config) => {
                         let session = rustls::ServerConnection::new(config).expect("session");
                         let stream = rustls::StreamOwned::new(session, stream);
-                        serve_otlp_http(stream, &sink, &seen, &heard, &answer);
+                        serve_otlp_http(stream, &sink, &seen, &heard, answer.0, &answer.1);
                     }
                 });
             }
@@ -624,6 +635,7 @@ fn serve_otlp_http(
     sink: &SpanList,
     seen: &Mutex<Vec<String>>,
     heard: &Mutex<Vec<String>>,
+    status: &str,
     answer: &[u8],
 ) {
     let mut reader = BufReader::new(stream);
@@ -674,7 +686,7 @@ fn serve_otlp_http(
         store_spans(sink, &body);
         let stream = reader.get_mut();
         let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 {status}\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
             answer.len()
         );
         let _ = stream.write_all(head.as_bytes());

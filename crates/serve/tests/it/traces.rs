@@ -437,3 +437,25 @@ fn spans_a_collector_rejects_in_a_partial_success_are_counted_failed_and_warned_
     assert_eq!(metrics.value("otel_spans_failed_total", &[]), Some(2.0));
     assert_eq!(metrics.value("otel_spans_exported_total", &[]), Some(3.0));
 }
+
+#[test]
+fn a_collector_that_refuses_the_export_is_named_in_the_warning_with_what_to_check() {
+    for (status, advice) in [
+        ("404 Not Found", "check the path"),
+        ("401 Unauthorized", "OTEL_EXPORTER_OTLP_HEADERS"),
+    ] {
+        let receiver = OtlpReceiver::start_refusing(status);
+        let (server, _) = receiver.serve_one(&[], b"the goalie made a save");
+        let line = server.wait_for_log(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("span export failed"))
+        });
+        let error = line["error"].as_str().unwrap_or_default();
+        let target = format!("POST {}/v1/traces answered {status}", receiver.endpoint);
+        assert!(
+            error.contains(&target) && error.contains(advice),
+            "{status}: {error}"
+        );
+    }
+}
