@@ -160,11 +160,17 @@ impl Telemetry {
         };
         let propagators = otel_env::propagators_from_env().map_err(TelemetryError::Otel)?;
         otel_env::check_traces_exporter_from_env().map_err(TelemetryError::Otel)?;
+        // Written once the logs work.
+        let (attributes, mut warnings) = otel_env::resource_attributes_from_env();
         let (provider, span_sink) = match &trace_export {
             TraceExport::SdkDisabled => (None, None),
             _ => {
-                let (provider, sink) =
-                    tracer_provider(config.service_name, &trace_export, export_stats.clone())?;
+                let (provider, sink) = tracer_provider(
+                    config.service_name,
+                    resource(config.service_name, attributes),
+                    &trace_export,
+                    export_stats.clone(),
+                )?;
                 let sink = sink.joining_callers(propagators.joins_callers);
                 (Some(provider), Some(sink))
             }
@@ -173,6 +179,7 @@ impl Telemetry {
 
         let writers = LogWriters::open(config)?;
         let (filter, bad_filter) = log_filter(config.default_log_filter);
+        warnings.extend(bad_filter);
         let mut layers: Vec<BoxedLayer> = Vec::new();
         if let Some(p) = provider.as_ref() {
             layers.push(otel_layer(p, config.service_name));
@@ -191,7 +198,7 @@ impl Telemetry {
             .with(layers)
             .try_init()
             .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
-        warn_about_settings(&trace_export, &propagators, bad_filter.as_deref());
+        warn_about_settings(&trace_export, &propagators, &warnings);
         let log_guards = writers.guards;
         Ok(Self {
             metrics,
@@ -286,8 +293,8 @@ impl LogWriters {
     }
 }
 
-/// `RUST_LOG`, else `default`; a `RUST_LOG` that does not parse falls back to `default` and is
-/// returned for a warning once the logs work.
+/// `RUST_LOG`, else `default`; a `RUST_LOG` that does not parse falls back to `default`, with a
+/// warning to write once the logs work.
 fn log_filter(default: &str) -> (EnvFilter, Option<String>) {
     let builder = || EnvFilter::builder().with_default_directive(LevelFilter::INFO.into());
     let Ok(value) = std::env::var("RUST_LOG") else {
@@ -295,10 +302,10 @@ fn log_filter(default: &str) -> (EnvFilter, Option<String>) {
     };
     match builder().parse(&value) {
         Ok(filter) => (filter, None),
-        Err(e) => (
-            builder().parse_lossy(default),
-            Some(format!("{value:?}: {e}")),
-        ),
+        Err(e) => {
+            let warning = format!("RUST_LOG {value:?}: {e}; the default filter is used instead");
+            (builder().parse_lossy(default), Some(warning))
+        }
     }
 }
 
@@ -322,14 +329,15 @@ fn otel_layer(provider: &SdkTracerProvider, service_name: &'static str) -> Boxed
         .boxed()
 }
 
-/// Settings that may be wrong but do not stop the start, written once the logs work.
+/// Settings that may be wrong but do not stop the start, written once the logs work, with
+/// `warnings` found before.
 fn warn_about_settings(
     trace_export: &TraceExport,
     propagators: &otel_env::Propagators,
-    bad_log_filter: Option<&str>,
+    warnings: &[String],
 ) {
-    if let Some(filter) = bad_log_filter {
-        tracing::warn!("RUST_LOG {filter}; the default filter is used instead");
+    for warning in warnings {
+        tracing::warn!("{warning}");
     }
     if let TraceExport::Otlp {
         protocol, endpoint, ..
@@ -476,8 +484,7 @@ pub fn sampler_from_env() -> Result<String, TelemetryError> {
 /// `service.name` as the specification orders it: `OTEL_SERVICE_NAME`, else the attribute, else
 /// the binary's default. The SDK keeps values percent-encoded and lets the attribute win over
 /// `OTEL_SERVICE_NAME`.
-fn resource(default_service_name: &'static str) -> Result<Resource, TelemetryError> {
-    let attributes = otel_env::resource_attributes_from_env().map_err(TelemetryError::Otel)?;
+fn resource(default_service_name: &'static str, attributes: Vec<(String, String)>) -> Resource {
     let service_name = env_nonempty("OTEL_SERVICE_NAME")
         .or_else(|| {
             attributes
@@ -486,25 +493,26 @@ fn resource(default_service_name: &'static str) -> Result<Resource, TelemetryErr
                 .map(|(_, value)| value.clone())
         })
         .unwrap_or_else(|| default_service_name.to_owned());
-    Ok(Resource::builder()
+    Resource::builder()
         .with_attributes(
             attributes
                 .into_iter()
                 .map(|(key, value)| opentelemetry::KeyValue::new(key, value)),
         )
         .with_service_name(service_name)
-        .build())
+        .build()
 }
 
 fn tracer_provider(
     service_name: &'static str,
+    resource: Resource,
     export: &TraceExport,
     stats: Arc<ExportStats>,
 ) -> Result<(SdkTracerProvider, SpanSink), TelemetryError> {
     // The sampler the SDK reads from OTEL_TRACES_SAMPLER[_ARG], for both kinds of spans.
     let sampler = opentelemetry_sdk::trace::Config::default().sampler;
     let builder = SdkTracerProvider::builder()
-        .with_resource(resource(service_name)?)
+        .with_resource(resource)
         .with_sampler(sampler.clone());
     let TraceExport::Otlp {
         protocol,

@@ -142,35 +142,39 @@ fn check_headers(var: &str, value: &str) -> Result<(), String> {
 }
 
 /// The `key=value` entries of `OTEL_RESOURCE_ATTRIBUTES`, values percent-decoded as the
-/// specification says. An entry without `=` or without a key, which the SDK leaves out, and a
-/// bad escape are errors; empty entries (`a=1,,b=2`, a leading comma) are skipped.
-pub(super) fn resource_attributes_from_env() -> Result<Vec<(String, String)>, String> {
+/// specification says, and a warning for each entry that is not one: an entry without `=` or a
+/// key is left out (as the SDK does, silently), a bad escape keeps its value as written. A
+/// warning rather than a refused start: a missing attribute costs less than a pod that does
+/// not start (Kubernetes leaves an undefined `$(VAR)` in a value as it is, for one).
+pub(super) fn resource_attributes_from_env() -> (Vec<(String, String)>, Vec<String>) {
     resource_attributes(&std::env::var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default())
 }
 
-fn resource_attributes(value: &str) -> Result<Vec<(String, String)>, String> {
-    let fail = |entry: &str, why: &str| {
-        Err(format!(
+fn resource_attributes(value: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let warning = |entry: &str, why: &str| {
+        format!(
             "OTEL_RESOURCE_ATTRIBUTES entry {entry:?} {why}; write key=value pairs separated by \
-             commas, the values percent-encoded (%2C for a comma), e.g. \
-             deployment.environment.name=staging,service.version=1.2"
-        ))
+             commas, the values percent-encoded (%2C for a comma, %25 for %)"
+        )
     };
     let mut attributes = Vec::new();
+    let mut warnings = Vec::new();
     for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let Some((key, raw)) = entry.split_once('=') else {
-            return fail(entry, "has no '='");
+        let Some((key, raw)) = entry.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+            warnings.push(warning(entry, "is not key=value and is left out"));
+            continue;
         };
-        let key = key.trim();
-        if key.is_empty() {
-            return fail(entry, "has no key");
-        }
-        let Some(value) = percent_decode(raw.trim()) else {
-            return fail(entry, "is not percent-encoded correctly (%25 for a %)");
-        };
-        attributes.push((key.to_owned(), value));
+        let raw = raw.trim();
+        let value = percent_decode(raw).unwrap_or_else(|| {
+            warnings.push(warning(
+                entry,
+                "is not percent-encoded correctly and is kept as written",
+            ));
+            raw.to_owned()
+        });
+        attributes.push((key.trim().to_owned(), value));
     }
-    Ok(attributes)
+    (attributes, warnings)
 }
 
 /// What `OTEL_PROPAGATORS` asks of incoming requests.
@@ -428,26 +432,31 @@ mod tests {
     }
 
     #[test]
-    fn resource_attributes_are_decoded_and_a_malformed_entry_is_named() {
+    fn resource_attributes_are_decoded_and_a_malformed_entry_is_warned_about() {
         assert_eq!(
             resource_attributes(",team=search%20and%20ads, service.version = 1.2 ,,"),
-            Ok(vec![
-                ("team".to_owned(), "search and ads".to_owned()),
-                ("service.version".to_owned(), "1.2".to_owned()),
-            ])
-        );
-        assert_eq!(resource_attributes(""), Ok(vec![]));
-        for (bad, why) in [
             (
-                "a=1,deployment.environment:prod",
-                "\"deployment.environment:prod\" has no '='",
-            ),
-            ("=prod", "has no key"),
-            ("load=50%", "not percent-encoded"),
-        ] {
-            let error = resource_attributes(bad).expect_err(bad);
-            assert!(error.contains(why), "{bad}: {error}");
-        }
+                vec![
+                    ("team".to_owned(), "search and ads".to_owned()),
+                    ("service.version".to_owned(), "1.2".to_owned()),
+                ],
+                vec![]
+            )
+        );
+        assert_eq!(resource_attributes(""), (vec![], vec![]));
+        let (attributes, warnings) =
+            resource_attributes("a=1,deployment.environment:prod,=prod,load=50%");
+        assert_eq!(
+            attributes,
+            vec![
+                ("a".to_owned(), "1".to_owned()),
+                ("load".to_owned(), "50%".to_owned())
+            ]
+        );
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("\"deployment.environment:prod\" is not key=value"));
+        assert!(warnings[1].contains("\"=prod\" is not key=value"));
+        assert!(warnings[2].contains("\"load=50%\" is not percent-encoded"));
     }
 
     #[test]

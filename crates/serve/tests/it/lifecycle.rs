@@ -4,7 +4,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Server, read_response, request, small_model, start_fails_with};
+use crate::helpers::{OtlpReceiver, Server, read_response, request, small_model, start_fails_with};
 
 #[test]
 fn health_endpoints_describe_the_model() {
@@ -173,18 +173,30 @@ fn a_batch_or_timeout_variable_that_is_not_a_number_exits_non_zero_with_one_line
 }
 
 #[test]
-fn a_resource_attribute_entry_the_sdk_would_drop_exits_non_zero_with_one_line() {
-    let stderr = start_fails_with(
-        small_model(),
+fn a_resource_attribute_entry_that_is_not_key_value_is_warned_about_and_left_out() {
+    let receiver = OtlpReceiver::start();
+    // As Kubernetes leaves a reference to an undefined variable.
+    let (server, trace_id) = receiver.serve_one(
         &[(
             "OTEL_RESOURCE_ATTRIBUTES",
-            "team=search,deployment.environment.name:prod",
+            "$(OTEL_RESOURCE_ATTRIBUTES),k8s.pod.name=web-1",
         )],
+        b"the goalie made a save",
     );
+    let line = server.wait_for_log(|l| l["level"] == "WARN");
+    let message = line["message"].as_str().unwrap_or_default();
     assert!(
-        stderr.contains("\"deployment.environment.name:prod\" has no '='"),
-        "{stderr}"
+        message.contains("\"$(OTEL_RESOURCE_ATTRIBUTES)\" is not key=value"),
+        "{line}"
     );
+    receiver.wait_for_trace(&trace_id, 5);
+    let spans = receiver.spans.lock().expect("lock").clone();
+    let (resource, _) = &spans[0];
+    let pod = resource
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "k8s.pod.name");
+    assert!(pod.is_some(), "the valid entries are kept: {resource:?}");
 }
 
 #[test]
