@@ -158,7 +158,7 @@ impl Telemetry {
             TraceExport::SdkDisabled => "none".to_owned(),
             _ => sampler_from_env()?,
         };
-        let propagators = otel_env::propagators_from_env().map_err(TelemetryError::Otel)?;
+        let propagators = otel_env::propagators_from_env();
         otel_env::check_traces_exporter_from_env().map_err(TelemetryError::Otel)?;
         // Written once the logs work.
         let (attributes, mut warnings) = otel_env::resource_attributes_from_env();
@@ -364,7 +364,7 @@ fn warn_about_settings(
             unsupported,
             joins_w3c_traceparent = propagators.joins_callers,
             "OTEL_PROPAGATORS lists propagators this server does not implement; their headers \
-             are ignored (only W3C tracecontext is read)"
+             are ignored (it reads W3C tracecontext only)"
         );
     }
 }
