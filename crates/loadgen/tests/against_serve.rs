@@ -15,13 +15,21 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The archive named by `NEWSGROUPS_ARCHIVE`, or `None` (and a line saying the test is skipped):
+/// `make test` always sets it, a bare `cargo test` on a machine without the dataset may not.
+fn real_archive() -> Option<PathBuf> {
+    let archive = std::env::var_os("NEWSGROUPS_ARCHIVE")
+        .map(PathBuf::from)
+        .filter(|p| p.exists());
+    if archive.is_none() {
+        eprintln!("skipped: set NEWSGROUPS_ARCHIVE to run this test");
+    }
+    archive
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_counts_what_the_server_counts() {
-    let Some(archive) = std::env::var_os("NEWSGROUPS_ARCHIVE")
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-    else {
-        eprintln!("skipped: set NEWSGROUPS_ARCHIVE to run this test");
+    let Some(archive) = real_archive() else {
         return;
     };
     // The real model, trained here, served by the real server code.
@@ -180,11 +188,7 @@ async fn a_missing_dataset_is_a_clear_error() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_a_clear_error() {
-    let Some(archive) = std::env::var_os("NEWSGROUPS_ARCHIVE")
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-    else {
-        eprintln!("skipped: set NEWSGROUPS_ARCHIVE to run this test");
+    let Some(archive) = real_archive() else {
         return;
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
