@@ -884,11 +884,25 @@ fn serve_command(model: &Path) -> Command {
     command
 }
 
+/// Runs serve with `env` added, expecting it to refuse the start; returns its one stderr line.
+/// A server that starts instead is killed after 30 s and the test fails (it does not hang).
 pub fn start_fails_with(model: &Path, env: &[(&str, &str)]) -> String {
-    let out = serve_command(model)
+    let mut child = serve_command(model)
         .envs(env.iter().copied())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run serve");
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started with {env:?} instead of refusing to");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("serve's stderr");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
