@@ -12,6 +12,8 @@ const TRACING_HELP: &str = "\
 Tracing is set by the standard OpenTelemetry variables (the README lists them all):
   OTEL_EXPORTER_OTLP_ENDPOINT  collector URL, e.g. http://localhost:4318 (unset: no export)
   OTEL_EXPORTER_OTLP_PROTOCOL  http/protobuf (the default, port 4318) or grpc (port 4317)
+  OTEL_EXPORTER_OTLP_INSECURE  true: a gRPC endpoint written host:port, without a scheme, is
+                               plaintext (the default is TLS); with a scheme, the scheme decides
   OTEL_EXPORTER_OTLP_HEADERS   key=value,... sent with every export, values percent-encoded
   OTEL_SERVICE_NAME            service.name of the spans (default doc-classifier)
   OTEL_RESOURCE_ATTRIBUTES     key=value,... added to every span's resource

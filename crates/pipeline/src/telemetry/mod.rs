@@ -6,7 +6,8 @@
 //! standard `OTEL_*` variables for traces (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
 //! `..._PROTOCOL` (`http/protobuf` or `grpc`), `..._HEADERS`, `..._TIMEOUT`, `..._COMPRESSION`
 //! (`gzip` or `none`), `..._CERTIFICATE`, `..._CLIENT_CERTIFICATE`, `..._CLIENT_KEY` (PEM files
-//! for an `https://` collector, see [`tls`]), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! for an `https://` collector, see [`tls`]), `..._INSECURE` (a gRPC `host:port` without a
+//! scheme is plaintext when true, TLS otherwise), `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`, `OTEL_PROPAGATORS`, `OTEL_SDK_DISABLED`,
 //! `OTEL_TRACES_EXPORTER=none`).
 //! With no endpoint set, spans still get ids (for logs and response headers) but nothing is
@@ -70,7 +71,8 @@ pub enum TraceExport {
     Otlp {
         /// `http/protobuf` or `grpc`.
         protocol: String,
-        /// The endpoint as configured.
+        /// The endpoint as configured, with the scheme a gRPC endpoint written without one gets
+        /// (`https://`, or `http://` when `OTEL_EXPORTER_OTLP_[TRACES_]INSECURE` is true).
         endpoint: String,
         /// `gzip` or `none` (the default); anything else fails at start.
         compression: String,
@@ -346,6 +348,17 @@ fn warn_about_settings(
     {
         tracing::warn!(endpoint, protocol, "{hint}");
     }
+    if let Some((var, value)) = otel_env::insecure_from_env() {
+        let warning = otel_env::boolean_warning(var, &value).or_else(|| match trace_export {
+            TraceExport::Otlp { endpoint, .. } => {
+                otel_env::insecure_disagrees(var, &value, endpoint)
+            }
+            _ => None,
+        });
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+    }
     if let TraceExport::Otlp { protocol, .. } = trace_export
         && let Some(endpoint) = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         && let Some(hint) = otel_env::traces_endpoint_without_path(protocol, &endpoint)
@@ -436,10 +449,15 @@ pub fn trace_export_from_env() -> TraceExport {
     let compression = env_nonempty("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
         .or_else(|| env_nonempty("OTEL_EXPORTER_OTLP_COMPRESSION"))
         .map_or_else(|| "none".to_owned(), |c| c.to_ascii_lowercase());
+    let insecure = otel_env::insecure_from_env();
     match endpoint {
         Some(endpoint) => TraceExport::Otlp {
+            endpoint: otel_env::with_grpc_scheme(
+                &protocol,
+                endpoint,
+                insecure.as_ref().map(|(_, v)| v.as_str()),
+            ),
             protocol,
-            endpoint,
             compression,
         },
         None => TraceExport::Disabled,
@@ -535,12 +553,17 @@ fn tracer_provider(
     let https = endpoint
         .get(..8)
         .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    let grpc_endpoint = endpoint.clone();
     let processor = match protocol.as_str() {
         "grpc" => export::BoundedBatchProcessor::start(
             move || {
-                use opentelemetry_otlp::WithTonicConfig as _;
+                use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
                 let tls = tls::ExportTls::from_env()?;
-                let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+                // The endpoint with the scheme resolved above, so that the TLS set-up and the
+                // channel cannot disagree about it.
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(grpc_endpoint);
                 // Without a TLS config the SDK's channel trusts no root at all.
                 if https {
                     builder = builder.with_tls_config(tls.tonic_config());

@@ -64,6 +64,53 @@ pub(super) fn port_mismatch(protocol: &str, endpoint: &str) -> Option<String> {
     })
 }
 
+/// `OTEL_EXPORTER_OTLP_TRACES_INSECURE` when it is set, else `OTEL_EXPORTER_OTLP_INSECURE`: the
+/// variable's name and value.
+pub(super) fn insecure_from_env() -> Option<(&'static str, String)> {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+        "OTEL_EXPORTER_OTLP_INSECURE",
+    ]
+    .into_iter()
+    .find_map(|var| {
+        let value = std::env::var(var).ok()?.trim().to_owned();
+        (!value.is_empty()).then_some((var, value))
+    })
+}
+
+/// A gRPC endpoint written without a scheme (`collector:4317`), which the specification allows:
+/// TLS (`https://`) unless the insecure variable is `true` (`http://`), the rule the SDK's gRPC
+/// exporter applies too. Resolved here so that the start line, the checks and the TLS set-up
+/// see the URL that is dialled. Any other endpoint is returned as it is.
+pub(super) fn with_grpc_scheme(protocol: &str, endpoint: String, insecure: Option<&str>) -> String {
+    let has_scheme = endpoint
+        .split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']));
+    if protocol != "grpc" || has_scheme {
+        return endpoint;
+    }
+    if insecure.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        format!("http://{endpoint}")
+    } else {
+        format!("https://{endpoint}")
+    }
+}
+
+/// The insecure variable only decides for a gRPC endpoint without a scheme; otherwise the scheme
+/// does. Returns a warning when the variable says the opposite of what the endpoint will do
+/// (`true` with `https://`, or `false` with `http://`, which sends spans in plaintext).
+pub(super) fn insecure_disagrees(var: &str, value: &str, endpoint: &str) -> Option<String> {
+    let scheme = endpoint.split_once("://")?.0.to_ascii_lowercase();
+    let (uses, write) = match (value.to_ascii_lowercase().as_str(), scheme.as_str()) {
+        ("true", "https") => ("TLS", "http://"),
+        ("false", "http") => ("plaintext, no TLS", "https://"),
+        _ => return None,
+    };
+    Some(format!(
+        "{var}={value} is ignored: it only applies to a gRPC endpoint written without a scheme,          and the endpoint {endpoint:?} has one, so the export uses {uses}; write {write} in the          endpoint for the other"
+    ))
+}
+
 /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is used as written over OTLP/HTTP, path included, so
 /// `http://collector:4318` posts to `/`, where collectors answer 404 at every export; the
 /// generic variable gets `/v1/traces` added. Returns what to write at start for that mistake.
@@ -519,6 +566,70 @@ mod tests {
                 traces_endpoint_without_path(protocol, endpoint),
                 None,
                 "{endpoint}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_grpc_endpoint_without_a_scheme_gets_tls_unless_insecure_is_true() {
+        let resolve = |protocol, endpoint: &str, insecure| {
+            with_grpc_scheme(protocol, endpoint.to_owned(), insecure)
+        };
+        assert_eq!(
+            resolve("grpc", "collector:4317", None),
+            "https://collector:4317"
+        );
+        assert_eq!(
+            resolve("grpc", "collector:4317", Some("false")),
+            "https://collector:4317"
+        );
+        assert_eq!(
+            resolve("grpc", "collector:4317", Some("TRUE")),
+            "http://collector:4317"
+        );
+        // Anything but true is false, as for every boolean of the specification.
+        assert_eq!(
+            resolve("grpc", "collector:4317", Some("1")),
+            "https://collector:4317"
+        );
+        // A "://" inside the path is not a scheme.
+        assert_eq!(
+            resolve("grpc", "collector:4317/p://q", Some("true")),
+            "http://collector:4317/p://q"
+        );
+        // A scheme decides, whatever the variable says; OTLP/HTTP endpoints are left as written
+        // (and refused without a scheme by check_endpoint).
+        for (protocol, endpoint) in [
+            ("grpc", "https://collector:4317"),
+            ("grpc", "http://collector:4317"),
+            ("http/protobuf", "collector:4318"),
+        ] {
+            assert_eq!(resolve(protocol, endpoint, Some("true")), endpoint);
+        }
+    }
+
+    #[test]
+    fn insecure_saying_the_opposite_of_the_scheme_is_pointed_out() {
+        let var = "OTEL_EXPORTER_OTLP_INSECURE";
+        let warning = insecure_disagrees(var, "true", "https://collector:4317").expect("warned");
+        assert!(
+            warning.contains("uses TLS") && warning.contains("write http://"),
+            "{warning}"
+        );
+        let warning = insecure_disagrees(var, "False", "http://collector:4317").expect("warned");
+        assert!(
+            warning.contains("plaintext") && warning.contains("write https://"),
+            "{warning}"
+        );
+        for (value, endpoint) in [
+            ("true", "http://collector:4317"),
+            ("false", "https://collector:4317"),
+            ("1", "https://collector:4317"),
+        ] {
+            assert_eq!(
+                insecure_disagrees(var, value, endpoint),
+                None,
+                "{value} {endpoint}"
             );
         }
     }

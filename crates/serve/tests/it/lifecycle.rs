@@ -111,20 +111,26 @@ fn an_unsupported_otlp_compression_exits_non_zero_with_one_line() {
 
 #[test]
 fn an_otlp_endpoint_that_is_not_an_http_url_exits_non_zero_with_one_line() {
-    for protocol in ["http/protobuf", "grpc"] {
-        for endpoint in ["localhost:4317", "ftp://collector:4317", "http://"] {
-            let stderr = start_fails_with(
-                small_model(),
-                &[
-                    ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
-                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-                ],
-            );
-            assert!(
-                stderr.contains(&format!("{endpoint:?}")) && stderr.contains("write a URL"),
-                "{protocol} {endpoint}: {stderr}"
-            );
-        }
+    // A gRPC `host:port` without a scheme is allowed (TLS unless ..._INSECURE is true, see
+    // tls.rs); for OTLP/HTTP it is not a URL.
+    for (protocol, endpoint) in [
+        ("http/protobuf", "localhost:4318"),
+        ("http/protobuf", "ftp://collector:4318"),
+        ("http/protobuf", "http://"),
+        ("grpc", "ftp://collector:4317"),
+        ("grpc", "http://"),
+    ] {
+        let stderr = start_fails_with(
+            small_model(),
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ],
+        );
+        assert!(
+            stderr.contains(&format!("{endpoint:?}")) && stderr.contains("write a URL"),
+            "{protocol} {endpoint}: {stderr}"
+        );
     }
 }
 
@@ -336,6 +342,7 @@ fn help_explains_the_flags_and_the_tracing_variables() {
         "--max-body-bytes",
         "[env: MAX_BODY_BYTES=]",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_INSECURE",
         "OTEL_TRACES_SAMPLER[_ARG]",
         "OTEL_PROPAGATORS",
     ] {

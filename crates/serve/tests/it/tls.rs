@@ -120,3 +120,74 @@ fn tls_files_that_cannot_be_used_stop_the_start_with_one_line() {
         }
     }
 }
+
+#[test]
+fn a_grpc_endpoint_without_a_scheme_uses_tls_unless_otel_exporter_otlp_insecure_is_true() {
+    let pki = TestPki::new();
+    let tls = OtlpReceiver::start_grpc_tls(pki.server_config(false));
+    let plain = OtlpReceiver::start_grpc();
+    let cases = [
+        (
+            &tls,
+            "https://",
+            vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca))],
+        ),
+        (
+            &plain,
+            "http://",
+            vec![("OTEL_EXPORTER_OTLP_INSECURE", "true")],
+        ),
+        // The signal's own variable wins over the generic one.
+        (
+            &plain,
+            "http://",
+            vec![
+                ("OTEL_EXPORTER_OTLP_INSECURE", "false"),
+                ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "true"),
+            ],
+        ),
+    ];
+    for (receiver, scheme, extra) in cases {
+        let host_port = receiver.endpoint.strip_prefix(scheme).expect("scheme");
+        let mut env = vec![
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", host_port),
+        ];
+        env.extend(extra);
+        let (server, trace_id) = receiver.serve_one(&env, DOC);
+        assert_eq!(receiver.wait_for_trace(&trace_id, 5).len(), 5, "{env:?}");
+        let listening = server.wait_for_log(|l| l["message"] == "listening");
+        assert_eq!(
+            listening["trace_export"],
+            format!("OTLP grpc to {scheme}{host_port}, compression none").as_str(),
+            "the start line names the URL dialled"
+        );
+        assert!(
+            !server.logs().iter().any(|l| l["level"] == "WARN"),
+            "{env:?}: {:?}",
+            server.logs()
+        );
+    }
+}
+
+#[test]
+fn otel_exporter_otlp_insecure_contradicting_the_endpoints_scheme_is_warned_about() {
+    let pki = TestPki::new();
+    let receiver = OtlpReceiver::start_grpc_tls(pki.server_config(false));
+    let (server, trace_id) = receiver.serve_one(
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca)),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+        ],
+        DOC,
+    );
+    let warning = server.wait_for_log(|l| l["level"] == "WARN");
+    let message = warning["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("OTEL_EXPORTER_OTLP_INSECURE=true is ignored") && message.contains("TLS"),
+        "{warning}"
+    );
+    // The scheme decides: spans still go over TLS.
+    assert_eq!(receiver.wait_for_trace(&trace_id, 5).len(), 5);
+}
