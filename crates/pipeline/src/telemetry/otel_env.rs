@@ -575,28 +575,25 @@ mod tests {
         let resolve = |protocol, endpoint: &str, insecure| {
             with_grpc_scheme(protocol, endpoint.to_owned(), insecure)
         };
-        assert_eq!(
-            resolve("grpc", "collector:4317", None),
-            "https://collector:4317"
-        );
-        assert_eq!(
-            resolve("grpc", "collector:4317", Some("false")),
-            "https://collector:4317"
-        );
-        assert_eq!(
-            resolve("grpc", "collector:4317", Some("TRUE")),
-            "http://collector:4317"
-        );
-        // Anything but true is false, as for every boolean of the specification.
-        assert_eq!(
-            resolve("grpc", "collector:4317", Some("1")),
-            "https://collector:4317"
-        );
-        // A "://" inside the path is not a scheme.
-        assert_eq!(
-            resolve("grpc", "collector:4317/p://q", Some("true")),
-            "http://collector:4317/p://q"
-        );
+        for (endpoint, insecure, expected) in [
+            ("collector:4317", None, "https://collector:4317"),
+            ("collector:4317", Some("false"), "https://collector:4317"),
+            ("collector:4317", Some("TRUE"), "http://collector:4317"),
+            // Anything but true is false, as for every boolean of the specification.
+            ("collector:4317", Some("1"), "https://collector:4317"),
+            // A "://" inside the path is not a scheme.
+            (
+                "collector:4317/p://q",
+                Some("true"),
+                "http://collector:4317/p://q",
+            ),
+        ] {
+            assert_eq!(
+                resolve("grpc", endpoint, insecure),
+                expected,
+                "{insecure:?}"
+            );
+        }
         // A scheme decides, whatever the variable says; OTLP/HTTP endpoints are left as written
         // (and refused without a scheme by check_endpoint).
         for (protocol, endpoint) in [
