@@ -43,11 +43,12 @@ def cpu_seconds(pid):
 SINK = os.path.join(ROOT, "target", "release", "examples", "otlp_sink")
 
 
-def start_sink(port):
-    """The OTLP/HTTP receiver (crates/serve/examples/otlp_sink.rs), built if needed."""
+def start_sink(port, grpc_port=None):
+    """The OTLP/HTTP receiver (crates/serve/examples/otlp_sink.rs), built if needed; OTLP/gRPC too
+    on `grpc_port` if given."""
     if not os.path.exists(SINK):
         subprocess.run(["cargo", "build", "--release", "-p", "serve", "--example", "otlp_sink"], cwd=ROOT, check=True)
-    sink = subprocess.Popen([SINK, str(port)], stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen([SINK, str(port)] + ([str(grpc_port)] if grpc_port else []), stdout=subprocess.PIPE, text=True)
     if sink.stdout.readline().strip() != "ready":
         sys.exit("the OTLP sink did not start")
     return sink

@@ -6,7 +6,8 @@ cache lines moving between cores, the OTLP sink's own CPU).
 Per-thread times come from /proc/PID/task/*/stat (clock ticks), taken around one wrk run of
 DURATION seconds at CONNS connections after a 2 s warm-up; they are divided by that run's
 requests. Modes run one after the other in the order given ("sampled" is everything on with 10%
-of the traces sampled, "big-batch" everything on with export batches of 8192 spans).
+of the traces sampled, "big-batch" everything on with export batches of 8192 spans, "grpc"
+everything on with the spans exported over OTLP/gRPC).
 
     python3 bench/serve_threads.py [--conns 32] [--duration 8] [--modes off on off on]
 """
@@ -45,20 +46,21 @@ def main():
     ap = server_args(__doc__)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--duration", type=int, default=8)
-    ap.add_argument("--modes", nargs="+", default=["off", "on", "off", "on"], choices=["off", "on", "sampled", "big-batch"])
+    ap.add_argument("--modes", nargs="+", default=["off", "on", "off", "on"], choices=["off", "on", "sampled", "big-batch", "grpc"])
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="serve-threads-")
     bodies = os.path.join(tmp, "bodies.jsonl")
     write_bodies(a.archive, bodies)
-    sink_port = free_port()
-    sink = start_sink(sink_port)
+    sink_port, grpc_port = free_port(), free_port()
+    sink = start_sink(sink_port, grpc_port)
+    grpc = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc_port}"}
     print(f"| mode | requests/s | thread | user µs/request | system µs/request | voluntary switches/request |")
     print("|---|---|---|---|---|---|")
     for mode in a.modes:
         port = free_port()
         proc, _ = start_server(a.serve, a.model, port, "off" if mode == "off" else "on", tmp, sink_port,
                                0.1 if mode == "sampled" else 1.0,
-                               overrides=BIG_BATCH if mode == "big-batch" else None)
+                               overrides={"big-batch": BIG_BATCH, "grpc": grpc}.get(mode))
         wrk(port, a.conns, 2, bodies)
         before, sink_before = threads(proc.pid), cpu_seconds(sink.pid)
         r = wrk(port, a.conns, a.duration, bodies)
