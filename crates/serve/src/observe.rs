@@ -160,7 +160,7 @@ pub fn describe() {
     describe_counter!("otel_spans_exported_total", "Spans the collector accepted.");
     describe_counter!(
         "otel_spans_failed_total",
-        "Spans in export batches that failed or timed out, or that the collector rejected (OTLP/HTTP partial success)."
+        "Spans in export batches that failed or timed out, or that the collector rejected (OTLP partial success)."
     );
     describe_counter!(
         "log_lines_dropped_total",

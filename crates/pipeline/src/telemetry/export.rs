@@ -299,8 +299,6 @@ pub trait QueuedExporter: SpanExporter {
     }
 }
 
-impl QueuedExporter for opentelemetry_otlp::SpanExporter {}
-
 /// The export queue and its thread. Cheap to call from any thread: queueing is a push under a
 /// short lock (request spans for OTLP/HTTP go into the calling thread's own chunk first, see
 /// `EncodedChunk`). The tracer provider reaches it through [`SharedProcessor`], request spans through

@@ -20,6 +20,7 @@ pub mod export;
 pub mod json_log;
 mod otel_env;
 pub mod otlp;
+pub mod otlp_grpc;
 pub mod sharded_metrics;
 pub mod spans;
 pub mod tls;
@@ -550,26 +551,12 @@ fn tracer_provider(
     otel_env::check_headers_from_env().map_err(TelemetryError::Otel)?;
     otel_env::check_numbers_from_env().map_err(TelemetryError::Otel)?;
     // The exporter builders read the endpoint, headers, timeout and compression variables.
-    let https = endpoint
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
-    let grpc_endpoint = endpoint.clone();
+    let (grpc_endpoint, gzip) = (endpoint.clone(), compression == "gzip");
     let processor = match protocol.as_str() {
+        // The endpoint with the scheme resolved above, so that the TLS set-up and the channel
+        // cannot disagree about it.
         "grpc" => export::BoundedBatchProcessor::start(
-            move || {
-                use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
-                let tls = tls::ExportTls::from_env()?;
-                // The endpoint with the scheme resolved above, so that the TLS set-up and the
-                // channel cannot disagree about it.
-                let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(grpc_endpoint);
-                // Without a TLS config the SDK's channel trusts no root at all.
-                if https {
-                    builder = builder.with_tls_config(tls.tonic_config());
-                }
-                builder.build().map_err(|e| e.to_string())
-            },
+            move || otlp_grpc::GrpcExporter::from_env(&grpc_endpoint, gzip),
             BatchSettings::from_env(),
             stats,
         ),

@@ -152,6 +152,32 @@ pub(super) fn check_headers_from_env() -> Result<(), String> {
     Ok(())
 }
 
+/// The export headers as the exporters read them (see [`check_headers_from_env`], which the
+/// start-up runs first): keys trimmed, values percent-decoded; entries that are not `key=value`
+/// with both parts are left out, as the SDK does.
+pub(super) fn headers_from_env() -> Vec<(String, String)> {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ]
+    .iter()
+    .find_map(|var| std::env::var(var).ok())
+    .map(|value| headers(&value))
+    .unwrap_or_default()
+}
+
+fn headers(value: &str) -> Vec<(String, String)> {
+    value
+        .split(',')
+        .filter_map(|entry| {
+            let (key, raw) = entry.split_once('=')?;
+            let value = percent_decode(raw.trim())?;
+            let key = key.trim();
+            (!key.is_empty() && !value.is_empty()).then(|| (key.to_owned(), value))
+        })
+        .collect()
+}
+
 /// Checks comma-separated `key=value` entries with percent-encoded values, as the specification
 /// writes them. The exporters leave out an entry they cannot use, so a mistyped `authorization`
 /// would only show as the collector's 401 at every export. The message names the entry by its

@@ -84,7 +84,7 @@ impl HttpProtoExporter {
 
 /// The SDK's client timeout: `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`
 /// (milliseconds), else 10 s.
-fn timeout_from_env() -> Duration {
+pub(super) fn timeout_from_env() -> Duration {
     [
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
@@ -154,15 +154,21 @@ impl SpanExporter for HttpProtoExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        let r = ResourceAttributesWithSchema::from(resource);
-        let proto = ProtoResource {
-            attributes: r.attributes.0,
-            dropped_attributes_count: 0,
-            entity_refs: vec![],
-        };
-        self.resource = (proto.encode_to_vec(), r.schema_url.unwrap_or_default());
+        self.resource = encode_resource(resource);
         self.inner.set_resource(resource);
     }
+}
+
+/// The encoded `Resource` message of a batch and the resource's schema URL (see
+/// [`Encoder::request`]).
+pub(super) fn encode_resource(resource: &Resource) -> (Vec<u8>, String) {
+    let r = ResourceAttributesWithSchema::from(resource);
+    let proto = ProtoResource {
+        attributes: r.attributes.0,
+        dropped_attributes_count: 0,
+        entity_refs: vec![],
+    };
+    (proto.encode_to_vec(), r.schema_url.unwrap_or_default())
 }
 
 /// Scope equality, first by the address of the name (the clones of one scope, which is what a
@@ -260,15 +266,20 @@ fn status_error(target: &str, status: reqwest::StatusCode) -> String {
 /// message, when it says anything. The SDK reads this only over gRPC, where it logs it.
 fn partial_success(body: &[u8]) -> Option<(u64, String)> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    let partial = ExportTraceServiceResponse::decode(body)
-        .ok()?
-        .partial_success?;
+    rejected_spans(ExportTraceServiceResponse::decode(body).ok()?)
+}
+
+/// What an `ExportTraceServiceResponse` says was rejected, when it says anything.
+pub(super) fn rejected_spans(
+    response: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+) -> Option<(u64, String)> {
+    let partial = response.partial_success?;
     let rejected = u64::try_from(partial.rejected_spans).unwrap_or(0);
     (rejected > 0 || !partial.error_message.is_empty()).then_some((rejected, partial.error_message))
 }
 
 /// An error and its sources, `: `-separated.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -296,7 +307,7 @@ fn gzip(body: &[u8]) -> Result<Bytes, std::io::Error> {
 
 /// Protobuf writer with reused scratch buffers, one per nesting level.
 #[derive(Debug, Default)]
-struct Encoder {
+pub(super) struct Encoder {
     /// Spans of the scope being written (a `ScopeSpans` body).
     scope: Vec<u8>,
     /// One span.
@@ -957,7 +968,7 @@ impl Encoder {
 
     /// The `ExportTraceServiceRequest` of a batch: one `ResourceSpans`, one `ScopeSpans` per
     /// instrumentation scope in order of first appearance (as the SDK groups them).
-    fn request(&mut self, batch: &[Queued], resource: &(Vec<u8>, String)) -> Bytes {
+    pub(super) fn request(&mut self, batch: &[Queued], resource: &(Vec<u8>, String)) -> Bytes {
         if let Some(body) = Self::request_of_chunks(batch, resource) {
             return body;
         }

@@ -403,17 +403,7 @@ impl OtlpReceiver {
     /// An OTLP/HTTP receiver whose every 200 answer says it rejected `spans` of the request's
     /// spans with `message` (an OTLP partial success).
     pub fn start_rejecting(spans: i64, message: &str) -> Self {
-        use opentelemetry_proto::tonic::collector::trace::v1::{
-            ExportTracePartialSuccess, ExportTraceServiceResponse,
-        };
-        use prost::Message as _;
-        let answer = ExportTraceServiceResponse {
-            partial_success: Some(ExportTracePartialSuccess {
-                rejected_spans: spans,
-                error_message: message.to_owned(),
-            }),
-        };
-        Self::start_http(None, "200 OK", answer.encode_to_vec())
+        Self::start_http(None, "200 OK", partial_success(spans, message))
     }
 
     /// An OTLP/HTTP receiver over TLS (`https://127.0.0.1:port`) with this server configuration;
@@ -468,17 +458,42 @@ impl OtlpReceiver {
     /// An OTLP/gRPC receiver: `TraceService/Export` over HTTP/2 (hyper), the messages
     /// gzip-compressed or not (`encodings` holds each request's `grpc-encoding`).
     pub fn start_grpc() -> Self {
-        Self::start_grpc_with(None)
+        Self::start_grpc_with(None, GrpcAnswer::default())
+    }
+
+    /// The OTLP/gRPC receiver answering every call with `grpc-status: status` (`"16"` is
+    /// UNAUTHENTICATED) after recording it.
+    pub fn start_grpc_refusing(status: &'static str) -> Self {
+        Self::start_grpc_with(
+            None,
+            GrpcAnswer {
+                message: Vec::new(),
+                status,
+            },
+        )
+    }
+
+    /// The OTLP/gRPC receiver whose every answer says it rejected `spans` of the call's spans
+    /// with `message` (an OTLP partial success).
+    pub fn start_grpc_rejecting(spans: i64, message: &str) -> Self {
+        Self::start_grpc_with(
+            None,
+            GrpcAnswer {
+                message: partial_success(spans, message),
+                status: "0",
+            },
+        )
     }
 
     /// The OTLP/gRPC receiver over TLS (`https://127.0.0.1:port`, ALPN `h2`).
     pub fn start_grpc_tls(config: Arc<rustls::ServerConfig>) -> Self {
         let mut config = Arc::unwrap_or_clone(config);
         config.alpn_protocols = vec![b"h2".to_vec()];
-        Self::start_grpc_with(Some(Arc::new(config)))
+        Self::start_grpc_with(Some(Arc::new(config)), GrpcAnswer::default())
     }
 
-    fn start_grpc_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+    fn start_grpc_with(tls: Option<Arc<rustls::ServerConfig>>, answer: GrpcAnswer) -> Self {
+        let answer = Arc::new(answer);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -497,8 +512,10 @@ impl OtlpReceiver {
                 let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
                 while let Ok((stream, _)) = listener.accept().await {
                     let (sink, seen, heard) = (sink.clone(), seen.clone(), heard.clone());
+                    let answer = answer.clone();
                     let service = hyper::service::service_fn(move |req| {
-                        grpc_export(req, sink.clone(), seen.clone(), heard.clone())
+                        let calls = (sink.clone(), seen.clone(), heard.clone());
+                        grpc_export(req, calls, answer.clone())
                     });
                     let http2 = hyper::server::conn::http2::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
@@ -711,14 +728,46 @@ fn store_spans(sink: &SpanList, body: &[u8]) {
     }
 }
 
-/// One gRPC call: length-prefixed messages in, an empty `ExportTraceServiceResponse` and
-/// `grpc-status: 0` out.
+/// An encoded `ExportTraceServiceResponse` saying that `spans` spans were rejected.
+fn partial_success(spans: i64, message: &str) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+    use prost::Message as _;
+    ExportTraceServiceResponse {
+        partial_success: Some(ExportTracePartialSuccess {
+            rejected_spans: spans,
+            error_message: message.to_owned(),
+        }),
+    }
+    .encode_to_vec()
+}
+
+/// What the gRPC receiver answers every call with: an encoded `ExportTraceServiceResponse`
+/// (empty by default) and a `grpc-status` (a status other than 0 comes without a message).
+pub struct GrpcAnswer {
+    message: Vec<u8>,
+    status: &'static str,
+}
+
+impl Default for GrpcAnswer {
+    fn default() -> Self {
+        Self {
+            message: Vec::new(),
+            status: "0",
+        }
+    }
+}
+
+/// What a gRPC receiver records of its calls: spans, `grpc-encoding`s, headers.
+type GrpcCalls = (SpanList, Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>);
+
+/// One gRPC call: length-prefixed messages in, `answer` out.
 async fn grpc_export(
     req: hyper::Request<hyper::body::Incoming>,
-    sink: SpanList,
-    seen: Arc<Mutex<Vec<String>>>,
-    heard: Arc<Mutex<Vec<String>>>,
-) -> Result<hyper::Response<GrpcOk>, hyper::Error> {
+    (sink, seen, heard): GrpcCalls,
+    answer: Arc<GrpcAnswer>,
+) -> Result<hyper::Response<GrpcReply>, hyper::Error> {
     use http_body_util::BodyExt as _;
     heard.lock().expect("lock").extend(
         req.headers()
@@ -752,14 +801,15 @@ async fn grpc_export(
     seen.lock().expect("lock").push(encoding);
     Ok(hyper::Response::builder()
         .header("content-type", "application/grpc")
-        .body(GrpcOk(0))
+        .body(GrpcReply(0, answer))
         .expect("response"))
 }
 
-/// The body of a successful unary gRPC response: one empty message, then the status trailer.
-pub struct GrpcOk(u8);
+/// The body of a unary gRPC response: the message (none for an error status), then the status
+/// trailer.
+pub struct GrpcReply(u8, Arc<GrpcAnswer>);
 
-impl hyper::body::Body for GrpcOk {
+impl hyper::body::Body for GrpcReply {
     type Data = bytes::Bytes;
     type Error = std::convert::Infallible;
 
@@ -767,11 +817,21 @@ impl hyper::body::Body for GrpcOk {
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let status = self.1.status;
+        if self.0 == 0 && status != "0" {
+            self.0 = 1;
+        }
         let frame = match self.0 {
-            0 => hyper::body::Frame::data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0])),
+            0 => {
+                let message = &self.1.message;
+                let mut framed = vec![0];
+                framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+                framed.extend_from_slice(message);
+                hyper::body::Frame::data(bytes::Bytes::from(framed))
+            }
             1 => {
                 let mut trailers = http::HeaderMap::new();
-                trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                trailers.insert("grpc-status", http::HeaderValue::from_static(status));
                 hyper::body::Frame::trailers(trailers)
             }
             _ => return std::task::Poll::Ready(None),

@@ -434,15 +434,73 @@ fn rust_log_decides_whether_access_lines_are_written() {
 
 #[test]
 fn spans_a_collector_rejects_in_a_partial_success_are_counted_failed_and_warned_about() {
-    let receiver = OtlpReceiver::start_rejecting(2, "spans too old");
-    let (server, trace_id) = receiver.serve_one(&[], b"the shortstop fielded the ball");
-    receiver.wait_for_trace(&trace_id, 5);
-    let line = server.wait_for_log(|l| l["level"] == "WARN");
-    assert_eq!(line["spans_rejected"], 2, "{line}");
-    assert_eq!(line["collector_message"], "spans too old", "{line}");
-    let metrics = server.metrics();
-    assert_eq!(metrics.value("otel_spans_failed_total", &[]), Some(2.0));
-    assert_eq!(metrics.value("otel_spans_exported_total", &[]), Some(3.0));
+    for (protocol, receiver) in [
+        (
+            "http/protobuf",
+            OtlpReceiver::start_rejecting(2, "spans too old"),
+        ),
+        (
+            "grpc",
+            OtlpReceiver::start_grpc_rejecting(2, "spans too old"),
+        ),
+    ] {
+        let (server, trace_id) = receiver.serve_one(
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)],
+            b"the shortstop fielded the ball",
+        );
+        receiver.wait_for_trace(&trace_id, 5);
+        let line = server.wait_for_log(|l| l["level"] == "WARN");
+        assert_eq!(line["spans_rejected"], 2, "{protocol}: {line}");
+        assert_eq!(
+            line["collector_message"], "spans too old",
+            "{protocol}: {line}"
+        );
+        let metrics = server.metrics();
+        assert_eq!(
+            metrics.value("otel_spans_failed_total", &[]),
+            Some(2.0),
+            "{protocol}"
+        );
+        assert_eq!(
+            metrics.value("otel_spans_exported_total", &[]),
+            Some(3.0),
+            "{protocol}"
+        );
+    }
+}
+
+#[test]
+fn a_grpc_collector_that_refuses_the_export_is_named_in_the_warning_after_retrying_only_what_is_transient()
+ {
+    // UNAVAILABLE is transient: 3 retries, the last failure reported.
+    for (status, code, advice, calls) in [
+        ("16", "Unauthenticated", "OTEL_EXPORTER_OTLP_HEADERS", 1),
+        ("12", "Unimplemented", "4318", 1),
+        ("14", "Unavailable", "", 4),
+    ] {
+        let receiver = OtlpReceiver::start_grpc_refusing(status);
+        let (server, _) = receiver.serve_one(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], b"a save");
+        let line = server.wait_for_log(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("span export failed"))
+        });
+        let error = line["error"].as_str().unwrap_or_default();
+        let target = format!(
+            "gRPC call {}/opentelemetry.proto.collector.trace.v1.TraceService/Export failed with {code}",
+            receiver.endpoint
+        );
+        assert!(
+            error.contains(&target) && error.contains(advice),
+            "{status}: {error}"
+        );
+        // The warning comes after the last attempt.
+        assert_eq!(
+            receiver.encodings.lock().expect("lock").len(),
+            calls,
+            "{status}"
+        );
+    }
 }
 
 #[test]
