@@ -92,6 +92,9 @@ fn main() -> anyhow::Result<()> {
 /// Accepts OTLP/gRPC connections on `listener` until the runtime ends.
 async fn serve_grpc(listener: tokio::net::TcpListener, stats: Arc<Stats>) {
     while let Ok((stream, _)) = listener.accept().await {
+        // As gRPC servers do: the answer is three frames (headers, message, trailers), and
+        // Nagle's algorithm would hold the later ones back for the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let stats = stats.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| receive_grpc(stats.clone(), req));
