@@ -193,9 +193,10 @@ fn retryable(code: Code) -> bool {
 /// retry together. The standard library's per-process random hash keys are random enough.
 fn jitter() -> Duration {
     use std::hash::{BuildHasher as _, Hasher as _};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    Duration::from_millis(hasher.finish() % (MAX_JITTER_MS + 1))
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    Duration::from_millis(random % (MAX_JITTER_MS + 1))
 }
 
 /// The export headers as gRPC metadata; an entry that is not valid metadata is left out (the
