@@ -261,6 +261,14 @@ impl Queued {
     }
 }
 
+/// The SDK's spans as a batch, for exporters that encode batches themselves.
+pub fn from_span_data(batch: Vec<SpanData>) -> Vec<Queued> {
+    batch
+        .into_iter()
+        .map(|s| Queued::Sdk(Box::new(s)))
+        .collect()
+}
+
 /// Turns a batch into the SDK's spans, for exporters that only take those.
 pub fn into_span_data(batch: Vec<Queued>) -> Vec<SpanData> {
     let mut out = Vec::with_capacity(batch.iter().map(Queued::spans).sum());

@@ -30,7 +30,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use prost::Message as _;
 
-use super::export::{Queued, QueuedExporter};
+use super::export::{Queued, QueuedExporter, from_span_data};
 use super::spans::{LiteSpan, LiteValue, UnixNanos};
 
 /// OTLP/HTTP protobuf span exporter (see the module documentation).
@@ -44,7 +44,27 @@ pub struct HttpProtoExporter {
     rejected: Arc<Mutex<Option<(u64, String)>>>,
     /// The encoded `Resource` message and the resource's schema URL.
     resource: (Vec<u8>, String),
-    encoder: Mutex<Encoder>,
+    encoder: SharedEncoder,
+}
+
+/// The [`Encoder`] an exporter's sends share (one export runs at a time; the lock is uncontended).
+#[derive(Debug, Default)]
+pub(super) struct SharedEncoder(Mutex<Encoder>);
+
+impl SharedEncoder {
+    /// The `ExportTraceServiceRequest` of `batch` (see [`Encoder::request`]).
+    pub(super) fn request_of(
+        &self,
+        batch: &[Queued],
+        resource: &(Vec<u8>, String),
+    ) -> Result<Bytes, OTelSdkError> {
+        match self.0.lock() {
+            Ok(mut encoder) => Ok(encoder.request(batch, resource)),
+            Err(_) => Err(OTelSdkError::InternalFailure(
+                "span encoder poisoned".into(),
+            )),
+        }
+    }
 }
 
 impl HttpProtoExporter {
@@ -75,7 +95,7 @@ impl HttpProtoExporter {
             last_error,
             rejected,
             resource: (Vec::new(), String::new()),
-            encoder: Mutex::new(Encoder::default()),
+            encoder: SharedEncoder::default(),
         };
         exporter.set_resource(&Resource::builder_empty().build());
         Ok(exporter)
@@ -96,14 +116,7 @@ pub(super) fn timeout_from_env() -> Duration {
 
 impl HttpProtoExporter {
     async fn send(&self, batch: &[Queued]) -> OTelSdkResult {
-        let body = match self.encoder.lock() {
-            Ok(mut encoder) => encoder.request(batch, &self.resource),
-            Err(_) => {
-                return Err(OTelSdkError::InternalFailure(
-                    "span encoder poisoned".into(),
-                ));
-            }
-        };
+        let body = self.encoder.request_of(batch, &self.resource)?;
         if let Ok(mut slot) = self.body.lock() {
             *slot = body;
         }
@@ -142,11 +155,7 @@ impl QueuedExporter for HttpProtoExporter {
 
 impl SpanExporter for HttpProtoExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let batch: Vec<Queued> = batch
-            .into_iter()
-            .map(|s| Queued::Sdk(Box::new(s)))
-            .collect();
-        self.send(&batch).await
+        self.send(&from_span_data(batch)).await
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -307,7 +316,7 @@ fn gzip(body: &[u8]) -> Result<Bytes, std::io::Error> {
 
 /// Protobuf writer with reused scratch buffers, one per nesting level.
 #[derive(Debug, Default)]
-pub(super) struct Encoder {
+struct Encoder {
     /// Spans of the scope being written (a `ScopeSpans` body).
     scope: Vec<u8>,
     /// One span.
@@ -968,7 +977,7 @@ impl Encoder {
 
     /// The `ExportTraceServiceRequest` of a batch: one `ResourceSpans`, one `ScopeSpans` per
     /// instrumentation scope in order of first appearance (as the SDK groups them).
-    pub(super) fn request(&mut self, batch: &[Queued], resource: &(Vec<u8>, String)) -> Bytes {
+    fn request(&mut self, batch: &[Queued], resource: &(Vec<u8>, String)) -> Bytes {
         if let Some(body) = Self::request_of_chunks(batch, resource) {
             return body;
         }

@@ -23,7 +23,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-use super::export::{Queued, QueuedExporter};
+use super::export::{Queued, QueuedExporter, from_span_data};
 use super::otlp;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -44,7 +44,7 @@ pub struct GrpcExporter {
     timeout: Duration,
     /// The encoded `Resource` message and the resource's schema URL.
     resource: (Vec<u8>, String),
-    encoder: Mutex<otlp::Encoder>,
+    encoder: otlp::SharedEncoder,
     rejected: Mutex<Option<(u64, String)>>,
 }
 
@@ -74,7 +74,7 @@ impl GrpcExporter {
             gzip,
             timeout,
             resource: (Vec::new(), String::new()),
-            encoder: Mutex::new(otlp::Encoder::default()),
+            encoder: otlp::SharedEncoder::default(),
             rejected: Mutex::new(None),
         };
         exporter.set_resource(&Resource::builder_empty().build());
@@ -82,14 +82,7 @@ impl GrpcExporter {
     }
 
     async fn send(&self, batch: &[Queued]) -> OTelSdkResult {
-        let body = match self.encoder.lock() {
-            Ok(mut encoder) => encoder.request(batch, &self.resource),
-            Err(_) => {
-                return Err(OTelSdkError::InternalFailure(
-                    "span encoder poisoned".into(),
-                ));
-            }
-        };
+        let body = self.encoder.request_of(batch, &self.resource)?;
         let response = self
             .call_with_retries(body)
             .await
@@ -230,11 +223,7 @@ impl QueuedExporter for GrpcExporter {
 
 impl SpanExporter for GrpcExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let batch: Vec<Queued> = batch
-            .into_iter()
-            .map(|s| Queued::Sdk(Box::new(s)))
-            .collect();
-        self.send(&batch).await
+        self.send(&from_span_data(batch)).await
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
