@@ -453,6 +453,23 @@ mod tests {
     }
 
     #[test]
+    fn export_headers_are_read_trimmed_and_percent_decoded_leaving_out_what_is_not_a_pair() {
+        let pairs = |v: &str| -> Vec<(String, String)> { headers(v) };
+        let own = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            pairs(" x-tenant = acme , authorization=Bearer%20t0ken%2C2"),
+            own(&[("x-tenant", "acme"), ("authorization", "Bearer t0ken,2")])
+        );
+        assert_eq!(pairs("no-equals,=value,empty=,ok=1,"), own(&[("ok", "1")]));
+        assert_eq!(pairs("bad=%zz,ok=2"), own(&[("ok", "2")]));
+        assert!(pairs("").is_empty());
+    }
+
+    #[test]
     fn export_headers_are_key_value_pairs_and_errors_do_not_show_them() {
         for good in [
             "",
