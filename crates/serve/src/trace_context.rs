@@ -1,6 +1,7 @@
 //! The trace of a request: its server span, named and attributed per the OpenTelemetry HTTP
-//! semantic conventions, with the step spans as children; W3C trace context in (the caller's
-//! `traceparent` joins its trace) and out (`traceresponse` and `x-trace-id` name the trace).
+//! semantic conventions, with the step spans as children; the caller's trace context in (its
+//! `traceparent`, or B3 or Jaeger headers if `OTEL_PROPAGATORS` lists them, joins its trace) and
+//! W3C out (`traceresponse` and `x-trace-id` name the trace).
 //!
 //! The spans are built as `SpanData` when the request is done (see `pipeline::telemetry::spans`
 //! for why not as `tracing` spans). While the request runs, its span is the current
@@ -11,11 +12,10 @@ use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
-use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::propagation::Extractor;
 
 use opentelemetry::trace::{Event, SpanKind, Status};
 use opentelemetry::{Context, KeyValue, Value};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use pipeline::telemetry::spans::{LiteSpan, SpanBatch, UnixNanos};
 use pipeline::telemetry::{SpanIds, SpanSink};
 
@@ -36,15 +36,6 @@ impl Extractor for HeaderExtractor<'_> {
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(http::HeaderName::as_str).collect()
     }
-}
-
-/// The caller's span from the W3C `traceparent`/`tracestate` headers. A malformed `traceparent`
-/// gives an invalid context, which starts a new trace: it never fails the request.
-fn caller_context(headers: &HeaderMap) -> Option<Context> {
-    headers.contains_key("traceparent").then(|| {
-        TraceContextPropagator::new()
-            .extract_with_context(&Context::new(), &HeaderExtractor(headers))
-    })
 }
 
 /// What the server span records of the request, taken before the request is handed on.
@@ -89,11 +80,7 @@ impl<'a> RequestTrace<'a> {
         path: impl FnOnce() -> Cow<'static, str>,
     ) -> Self {
         let name = span_name(method, route);
-        let parent = sink
-            .joins_callers()
-            .then(|| caller_context(req.headers()))
-            .flatten();
-        let ids = sink.start(parent.as_ref(), &name, SpanKind::Server);
+        let ids = sink.start_for_caller(&HeaderExtractor(req.headers()), &name, SpanKind::Server);
         // Only what is exported is copied.
         let facts = (ids.is_sampled() && sink.exports()).then(|| RequestFacts {
             name,
@@ -251,27 +238,6 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn traceparent_is_read_and_garbage_is_ignored() {
-        let mut headers = HeaderMap::new();
-        assert!(caller_context(&headers).is_none());
-        headers.insert(
-            "traceparent",
-            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
-        );
-        let cx = caller_context(&headers).expect("a context");
-        use opentelemetry::trace::TraceContextExt as _;
-        let sc = cx.span().span_context().clone();
-        assert!(sc.is_valid() && sc.is_remote() && sc.is_sampled());
-        assert_eq!(
-            format!("{:032x}", sc.trace_id()),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        headers.insert("traceparent", HeaderValue::from_static("00-zz-01"));
-        let cx = caller_context(&headers).expect("a context");
-        assert!(!cx.span().span_context().is_valid());
-    }
 
     #[test]
     fn span_names_follow_the_http_conventions() {

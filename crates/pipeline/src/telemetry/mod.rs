@@ -21,6 +21,7 @@ pub mod json_log;
 mod otel_env;
 pub mod otlp;
 pub mod otlp_grpc;
+pub mod propagation;
 pub mod sharded_metrics;
 pub mod spans;
 pub mod tls;
@@ -174,7 +175,7 @@ impl Telemetry {
                     &trace_export,
                     export_stats.clone(),
                 )?;
-                let sink = sink.joining_callers(propagators.joins_callers);
+                let sink = sink.with_propagation(propagators.propagation.clone());
                 (Some(provider), Some(sink))
             }
         };
@@ -374,11 +375,18 @@ fn warn_about_settings(
     }
     if !propagators.unsupported.is_empty() {
         let unsupported = propagators.unsupported.join(",");
+        let reads = propagators
+            .propagation
+            .formats()
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(",");
         tracing::warn!(
             unsupported,
-            joins_w3c_traceparent = propagators.joins_callers,
+            reads,
             "OTEL_PROPAGATORS lists propagators this server does not implement; their headers \
-             are ignored (it reads W3C tracecontext only)"
+             are ignored (it reads tracecontext, b3/b3multi and jaeger)"
         );
     }
 }

@@ -3,7 +3,9 @@
 //! sends, dials whatever port it is given, replaces a number it cannot read with the default)
 //! or does not read at all (`OTEL_PROPAGATORS`). Each is a message at start here instead: an
 //! error for a value that cannot be right, a warning for one that may be (a port) or that names
-//! something this server does not do (a propagator other than W3C's).
+//! something this server does not do (a propagator it does not implement).
+
+use super::propagation::{Format, Propagation};
 
 /// Checks that the OTLP endpoint is an `http://` or `https://` URL with a host (and a valid port
 /// if it has one), and returns that port. Otherwise the HTTP exporter fails only when it first
@@ -253,16 +255,16 @@ fn resource_attributes(value: &str) -> (Vec<(String, String)>, Vec<String>) {
 /// What `OTEL_PROPAGATORS` asks of incoming requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Propagators {
-    /// `tracecontext` is listed (as by default): a caller's `traceparent` is joined.
-    pub joins_callers: bool,
+    /// The caller formats read, in the listed order (empty for `none`).
+    pub propagation: Propagation,
     /// Listed propagators this server does not implement, for a warning.
     pub unsupported: Vec<String>,
 }
 
-/// Reads `OTEL_PROPAGATORS` (the SDK does not): unset means `tracecontext,baggage`. A name this
-/// server does not implement (`b3`, `jaeger`, a vendor's, a typo) is listed for a warning, not
-/// refused: platforms inject this variable for every pod, and the only cost is that those
-/// headers are not read.
+/// Reads `OTEL_PROPAGATORS` (the SDK does not): unset means `tracecontext,baggage`. `baggage`
+/// is accepted and not read (nothing here uses baggage). A name this server does not implement
+/// (`xray`, `ottrace`, a vendor's, a typo) is listed for a warning, not refused: platforms inject
+/// this variable for every pod, and the only cost is that those headers are not read.
 pub(super) fn propagators_from_env() -> Propagators {
     propagators(&std::env::var("OTEL_PROPAGATORS").unwrap_or_default())
 }
@@ -277,10 +279,10 @@ fn propagators(value: &str) -> Propagators {
         return propagators("tracecontext,baggage");
     }
     Propagators {
-        joins_callers: names.iter().any(|n| n == "tracecontext"),
+        propagation: Propagation::new(names.iter().filter_map(|n| Format::from_name(n))),
         unsupported: names
             .into_iter()
-            .filter(|n| !matches!(n.as_str(), "tracecontext" | "baggage" | "none"))
+            .filter(|n| Format::from_name(n).is_none() && !matches!(n.as_str(), "baggage" | "none"))
             .collect(),
     }
 }
@@ -544,24 +546,33 @@ mod tests {
     }
 
     #[test]
-    fn propagators_say_whether_callers_are_joined() {
-        let joins = |v: &str| {
+    fn propagators_name_the_formats_read_and_the_names_not_implemented() {
+        use Format::{B3, Jaeger, TraceContext};
+        let read = |v: &str| {
             let p = propagators(v);
-            (p.joins_callers, p.unsupported)
+            (p.propagation.formats().to_vec(), p.unsupported)
         };
-        assert_eq!(joins(""), (true, vec![]));
-        assert_eq!(joins("tracecontext"), (true, vec![]));
-        assert_eq!(joins(" TraceContext , baggage "), (true, vec![]));
-        assert_eq!(joins("none"), (false, vec![]));
-        assert_eq!(joins("baggage"), (false, vec![]));
+        assert_eq!(read(""), (vec![TraceContext], vec![]));
+        assert_eq!(read("tracecontext"), (vec![TraceContext], vec![]));
         assert_eq!(
-            joins("tracecontext,b3,xray-lambda"),
-            (true, vec!["b3".to_owned(), "xray-lambda".to_owned()])
+            read(" TraceContext , baggage "),
+            (vec![TraceContext], vec![])
         );
-        // A typo of tracecontext joins nothing, and is named in the warning.
+        assert_eq!(read("none"), (vec![], vec![]));
+        assert_eq!(read("baggage"), (vec![], vec![]));
+        assert_eq!(read("b3multi,jaeger"), (vec![B3, Jaeger], vec![]));
         assert_eq!(
-            joins("tracecontex"),
-            (false, vec!["tracecontex".to_owned()])
+            read("jaeger,b3,tracecontext,b3multi"),
+            (vec![Jaeger, B3, TraceContext], vec![])
+        );
+        assert_eq!(
+            read("tracecontext,b3,xray-lambda"),
+            (vec![TraceContext, B3], vec!["xray-lambda".to_owned()])
+        );
+        // A typo of tracecontext reads nothing, and is named in the warning.
+        assert_eq!(
+            read("tracecontex"),
+            (vec![], vec!["tracecontex".to_owned()])
         );
     }
 

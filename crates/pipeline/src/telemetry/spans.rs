@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
 };
@@ -31,6 +32,7 @@ use opentelemetry_sdk::trace::{
 };
 
 use super::export::BoundedBatchProcessor;
+use super::propagation::Propagation;
 
 /// Makes the spans of requests and queues them for export (cheap to clone: one per server).
 #[derive(Debug, Clone)]
@@ -40,8 +42,8 @@ pub struct SpanSink {
     scope: InstrumentationScope,
     /// `None` when nothing is exported: spans still get ids (for logs and response headers).
     queue: Option<Arc<BoundedBatchProcessor>>,
-    /// Whether a caller's W3C trace context is joined (`OTEL_PROPAGATORS` lists `tracecontext`).
-    joins_callers: bool,
+    /// The formats a caller's span is read in (`OTEL_PROPAGATORS`).
+    propagation: Propagation,
 }
 
 /// The identity of a span chosen when it starts.
@@ -79,19 +81,27 @@ impl SpanSink {
             ids: RandomIdGenerator::default(),
             scope: InstrumentationScope::builder(scope_name).build(),
             queue,
-            joins_callers: true,
+            propagation: Propagation::default(),
         }
     }
 
-    pub(crate) fn joining_callers(mut self, joins: bool) -> Self {
-        self.joins_callers = joins;
+    pub(crate) fn with_propagation(mut self, propagation: Propagation) -> Self {
+        self.propagation = propagation;
         self
     }
 
-    /// True when a request's `traceparent` is to be joined; with `OTEL_PROPAGATORS=none` (or a
-    /// list without `tracecontext`) every request starts a new trace.
-    pub fn joins_callers(&self) -> bool {
-        self.joins_callers
+    /// Ids of a request's server span: in the caller's trace when its headers name a span in a
+    /// format `OTEL_PROPAGATORS` lists, otherwise the root of a new trace. A caller that left the
+    /// sampling decision open (B3 without a sampling state) is sampled as a new trace would be.
+    pub fn start_for_caller(&self, headers: &dyn Extractor, name: &str, kind: SpanKind) -> SpanIds {
+        match self.propagation.extract(headers) {
+            None => self.start(None, name, kind),
+            Some(caller) if caller.decided => {
+                let parent = Context::new().with_remote_span_context(caller.context.clone());
+                self.start_under(Some(&caller.context), Some(&parent), name, kind)
+            }
+            Some(caller) => self.start_under(Some(&caller.context), None, name, kind),
+        }
     }
 
     /// Ids of a new span named `name`: a child of `parent` when it is a valid span context (the
@@ -100,13 +110,22 @@ impl SpanSink {
         let parent_sc = parent
             .map(|cx| cx.span().span_context().clone())
             .filter(SpanContext::is_valid);
-        let trace_id = parent_sc
-            .as_ref()
-            .map_or_else(|| self.ids.new_trace_id(), SpanContext::trace_id);
-        let parent_cx = parent.filter(|_| parent_sc.is_some());
+        let sampler_parent = parent.filter(|_| parent_sc.is_some());
+        self.start_under(parent_sc.as_ref(), sampler_parent, name, kind)
+    }
+
+    /// A span under `parent` (a root if `None`), sampled as if `sampler_parent` were its parent.
+    fn start_under(
+        &self,
+        parent: Option<&SpanContext>,
+        sampler_parent: Option<&Context>,
+        name: &str,
+        kind: SpanKind,
+    ) -> SpanIds {
+        let trace_id = parent.map_or_else(|| self.ids.new_trace_id(), SpanContext::trace_id);
         let decision = self
             .sampler
-            .should_sample(parent_cx, trace_id, name, &kind, &[], &[]);
+            .should_sample(sampler_parent, trace_id, name, &kind, &[], &[]);
         let flags = if decision.decision == SamplingDecision::RecordAndSample {
             TraceFlags::SAMPLED
         } else {
@@ -120,10 +139,8 @@ impl SpanSink {
                 false,
                 decision.trace_state,
             ),
-            parent: parent_sc
-                .as_ref()
-                .map_or(SpanId::INVALID, SpanContext::span_id),
-            parent_is_remote: parent_sc.as_ref().is_some_and(SpanContext::is_remote),
+            parent: parent.map_or(SpanId::INVALID, SpanContext::span_id),
+            parent_is_remote: parent.is_some_and(SpanContext::is_remote),
         }
     }
 

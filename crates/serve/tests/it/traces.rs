@@ -217,7 +217,8 @@ fn otel_propagators_decides_whether_a_callers_trace_is_joined() {
     for (propagators, joins, warned_of) in [
         ("", true, None),
         ("none", false, None),
-        ("tracecontext,b3", true, Some("b3")),
+        ("tracecontext,xray", true, Some("xray")),
+        ("b3,jaeger", false, None),
         // A name nobody implements (a typo here) is warned about; the server still starts.
         ("tracecontex", false, Some("tracecontex")),
     ] {
@@ -244,6 +245,89 @@ fn otel_propagators_decides_whether_a_callers_trace_is_joined() {
             .and_then(|l| l["unsupported"].as_str().map(str::to_owned));
         assert_eq!(named.as_deref(), warned_of, "{propagators:?}");
     }
+}
+
+#[test]
+fn b3_and_jaeger_callers_join_their_trace_when_listed_and_an_open_b3_decision_is_the_samplers() {
+    let receiver = OtlpReceiver::start();
+    // The default sampler, parentbased_always_on: a caller's decision is followed, and a new
+    // trace (or a B3 caller's open decision) is sampled.
+    let mut server = receiver.server(&[("OTEL_PROPAGATORS", "b3multi,jaeger")]);
+    let caller_span = "00f067aa0ba902b7";
+    let b3_single = "463ac35c9f6413ad48485a3953bb6124";
+    let b3_denied = "1e0b3bd4bcf57c5d0b0bb1ba0bd3e6a1";
+    let b3_open = "5b8aa5a2d2c872e8321cf37308d69df2";
+    let jaeger = "0af7651916cd43dd8448eb211c80319c";
+    let w3c = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let b3 = format!("{b3_single}-{caller_span}-1");
+    let uber = format!("{jaeger}:{caller_span}:0:1");
+    let traceparent = format!("00-{w3c}-{caller_span}-01");
+    // (request headers, the trace id answered if it is the caller's, sampled)
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, bool);
+    let cases: [Case; 5] = [
+        (&[("b3", &b3)], Some(b3_single), true),
+        (
+            &[
+                ("X-B3-TraceId", b3_denied),
+                ("X-B3-SpanId", caller_span),
+                ("X-B3-Sampled", "0"),
+            ],
+            Some(b3_denied),
+            false,
+        ),
+        // No X-B3-Sampled: the caller leaves the decision to this server's sampler.
+        (
+            &[("X-B3-TraceId", b3_open), ("X-B3-SpanId", caller_span)],
+            Some(b3_open),
+            true,
+        ),
+        (&[("uber-trace-id", &uber)], Some(jaeger), true),
+        // tracecontext is not listed: a new trace.
+        (&[("traceparent", &traceparent)], None, true),
+    ];
+    let mut own_trace = String::new();
+    for (headers, trace, sampled) in cases {
+        let r = request(server.addr, "POST", "/predict", headers, b"a faster bike");
+        assert_eq!(r.status, 200, "{headers:?}");
+        let got = r.header("x-trace-id").expect("trace id");
+        match trace {
+            Some(trace) => assert_eq!(got, trace, "{headers:?}"),
+            None => {
+                assert_ne!(got, w3c, "{headers:?}");
+                own_trace = got.to_owned();
+            }
+        }
+        let flags = r.header("traceresponse").expect("traceresponse");
+        assert_eq!(flags.ends_with("-01"), sampled, "{headers:?}: {flags}");
+    }
+    server.terminate();
+    let (status, _) = server.wait_exit(std::time::Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let spans = receiver.spans.lock().expect("lock").clone();
+    for (trace, parent) in [
+        (b3_single, caller_span),
+        (b3_open, caller_span),
+        (jaeger, caller_span),
+        (own_trace.as_str(), ""),
+    ] {
+        let of_trace: Vec<_> = spans
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| hex(&s.trace_id) == trace)
+            .collect();
+        assert_eq!(of_trace.len(), 5, "{trace}: {of_trace:#?}");
+        let root = of_trace
+            .iter()
+            .find(|s| s.kind == SpanKind::Server as i32)
+            .expect("a server span");
+        assert_eq!(hex(&root.parent_span_id), parent, "{trace}");
+        assert_ne!(hex(&root.span_id), caller_span, "a span id of its own");
+    }
+    assert_eq!(
+        spans.len(),
+        20,
+        "nothing of the trace whose caller said not sampled"
+    );
 }
 
 #[test]
