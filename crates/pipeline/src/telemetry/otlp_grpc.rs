@@ -7,7 +7,7 @@
 //! docs/benchmarks.md); and it only logs a partial success, where nobody sees it. Kept from its
 //! behaviour: `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` sent as metadata, `..._TIMEOUT` for each call
 //! and for the retries together, `..._COMPRESSION`, TLS for an `https` endpoint, and the OTLP
-//! retry rules with the SDK's recommended policy.
+//! retry rules with the SDK's recommended policy, a collector's `RetryInfo` delay included.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -32,6 +32,9 @@ const MAX_RETRIES: u32 = 3;
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_millis(1600);
 const MAX_JITTER_MS: u64 = 100;
+/// The longest `RetryInfo` delay waited for, as the SDK's exporters cap it (the export timeout,
+/// 10 s by default, is the tighter bound unless it was raised).
+const MAX_THROTTLE: Duration = Duration::from_secs(30);
 
 /// OTLP/gRPC span exporter (see the module documentation).
 #[derive(Debug)]
@@ -94,27 +97,35 @@ impl GrpcExporter {
     }
 
     /// Retries what the OTLP specification says may succeed later, backing off, all within the
-    /// export timeout (a server's `RetryInfo` delay is not read: `RESOURCE_EXHAUSTED` is not
-    /// retried, `UNAVAILABLE` is on the usual schedule).
+    /// export timeout. A collector's `RetryInfo` delay is waited for (it lengthens the backoff,
+    /// never shortens it); a delay that does not fit in what is left of the timeout ends the
+    /// export at once, rather than holding the export thread past it.
     async fn call_with_retries(&self, body: Bytes) -> Result<ExportTraceServiceResponse, Status> {
         let start = Instant::now();
         let mut delay = FIRST_DELAY;
+        let mut cap = MAX_DELAY;
         let mut attempt = 0;
         loop {
             let status = match self.call(body.clone()).await {
                 Ok(response) => return Ok(response),
                 Err(status) => status,
             };
-            let pause = (delay + jitter()).min(MAX_DELAY);
-            if attempt == MAX_RETRIES
-                || !retryable(status.code())
-                || start.elapsed() + pause >= self.timeout
-            {
+            let asked = match retry(&status) {
+                Retry::Never => return Err(status),
+                Retry::Backoff => None,
+                Retry::After(asked) => Some(asked.min(MAX_THROTTLE)),
+            };
+            if let Some(asked) = asked {
+                delay = delay.max(asked);
+                cap = cap.max(asked);
+            }
+            let pause = (delay + jitter()).min(cap);
+            if attempt == MAX_RETRIES || start.elapsed() + pause >= self.timeout {
                 return Err(status);
             }
             attempt += 1;
             tokio::time::sleep(pause).await;
-            delay = (delay * 2).min(MAX_DELAY);
+            delay = (delay * 2).min(cap);
         }
     }
 
@@ -160,26 +171,58 @@ impl GrpcExporter {
             Code::DeadlineExceeded => "; no answer within OTEL_EXPORTER_OTLP_TIMEOUT",
             _ => "",
         };
+        let asked = retry_delay(status)
+            .filter(|d| !d.is_zero())
+            .map(|d| {
+                format!(
+                    "; the collector asked for a retry after {:.1} s (OTEL_EXPORTER_OTLP_TIMEOUT \
+                     bounds the wait, {:.1} s)",
+                    d.as_secs_f64(),
+                    self.timeout.as_secs_f64()
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "gRPC call {} failed with {:?}{cause}{hint}",
+            "gRPC call {} failed with {:?}{cause}{hint}{asked}",
             self.target,
             status.code()
         )
     }
 }
 
-/// The OTLP specification's retryable codes (`RESOURCE_EXHAUSTED` only with a `RetryInfo`,
-/// which is not read here).
-fn retryable(code: Code) -> bool {
-    matches!(
-        code,
+/// Whether a failed call is tried again, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Never,
+    /// On the exponential schedule.
+    Backoff,
+    /// Not before the delay the collector's `RetryInfo` asks for.
+    After(Duration),
+}
+
+/// The OTLP specification's rules: the transient codes are retried, on the collector's
+/// `RetryInfo` delay when it gives one; `RESOURCE_EXHAUSTED` only with a `RetryInfo` (the
+/// collector saying it will recover); everything else never.
+fn retry(status: &Status) -> Retry {
+    let asked = retry_delay(status);
+    match status.code() {
+        Code::ResourceExhausted => asked.map_or(Retry::Never, Retry::After),
         Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::OutOfRange
-            | Code::Unavailable
-            | Code::DataLoss
-    )
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => asked.map_or(Retry::Backoff, Retry::After),
+        _ => Retry::Never,
+    }
+}
+
+/// The delay of a `google.rpc.RetryInfo` in the status details (`grpc-status-details-bin`), if
+/// any; a RetryInfo without a delay, or a zero one, is the next delay of the backoff.
+fn retry_delay(status: &Status) -> Option<Duration> {
+    use tonic_types::StatusExt as _;
+    let info = status.get_details_retry_info()?;
+    Some(info.retry_delay.unwrap_or_default())
 }
 
 /// Up to [`MAX_JITTER_MS`], so that many servers that lost their collector together do not
@@ -278,10 +321,15 @@ impl Decoder for RequestCodec {
 mod tests {
     use super::*;
 
+    fn with_retry_info(code: Code, delay: Option<Duration>) -> Status {
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        Status::with_error_details(code, "slow down", ErrorDetails::with_retry_info(delay))
+    }
+
     #[test]
     fn only_the_codes_the_otlp_specification_calls_transient_are_retried() {
         for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Aborted] {
-            assert!(retryable(code), "{code:?}");
+            assert_eq!(retry(&Status::new(code, "")), Retry::Backoff, "{code:?}");
         }
         for code in [
             Code::Unauthenticated,
@@ -290,8 +338,30 @@ mod tests {
             Code::ResourceExhausted,
             Code::Internal,
         ] {
-            assert!(!retryable(code), "{code:?}");
+            assert_eq!(retry(&Status::new(code, "")), Retry::Never, "{code:?}");
         }
+    }
+
+    #[test]
+    fn a_retry_info_delay_is_waited_for_and_makes_resource_exhausted_transient() {
+        let two = Some(Duration::from_secs(2));
+        for code in [Code::ResourceExhausted, Code::Unavailable] {
+            assert_eq!(
+                retry(&with_retry_info(code, two)),
+                Retry::After(Duration::from_secs(2)),
+                "{code:?}"
+            );
+            assert_eq!(
+                retry(&with_retry_info(code, None)),
+                Retry::After(Duration::ZERO),
+                "{code:?}: a RetryInfo without a delay still says the call may succeed later"
+            );
+        }
+        assert_eq!(
+            retry(&with_retry_info(Code::InvalidArgument, two)),
+            Retry::Never,
+            "a RetryInfo does not make a permanent error transient"
+        );
     }
 
     #[test]

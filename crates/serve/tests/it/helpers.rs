@@ -397,34 +397,40 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub fn start() -> Self {
-        Self::start_http(None, "200 OK", Vec::new())
+        Self::start_http(None, "200 OK".into(), Vec::new())
     }
 
     /// An OTLP/HTTP receiver whose every 200 answer says it rejected `spans` of the request's
     /// spans with `message` (an OTLP partial success).
     pub fn start_rejecting(spans: i64, message: &str) -> Self {
-        Self::start_http(None, "200 OK", partial_success(spans, message))
+        Self::start_http(None, "200 OK".into(), partial_success(spans, message))
     }
 
     /// An OTLP/HTTP receiver over TLS (`https://127.0.0.1:port`) with this server configuration;
     /// a connection whose handshake fails is closed and nothing is recorded.
     pub fn start_tls(config: Arc<rustls::ServerConfig>) -> Self {
-        Self::start_http(Some(config), "200 OK", Vec::new())
+        Self::start_http(Some(config), "200 OK".into(), Vec::new())
     }
 
     /// An OTLP/HTTP receiver that answers every request with `status` (e.g. `404 Not Found`)
     /// after recording it.
-    pub fn start_refusing(status: &'static str) -> Self {
-        Self::start_http(None, status, Vec::new())
+    pub fn start_refusing(status: &str) -> Self {
+        Self::start_http(None, status.to_owned(), Vec::new())
     }
 
-    /// `status` and `body` of each answer (a 200's body is an encoded
-    /// `ExportTraceServiceResponse`; empty is one).
-    fn start_http(
-        tls: Option<Arc<rustls::ServerConfig>>,
-        status: &'static str,
-        body: Vec<u8>,
-    ) -> Self {
+    /// An OTLP/HTTP receiver that answers every request with `status` and `Retry-After:
+    /// seconds` after recording it.
+    pub fn start_throttling(status: &str, seconds: u64) -> Self {
+        Self::start_http(
+            None,
+            format!("{status}\r\nRetry-After: {seconds}"),
+            Vec::new(),
+        )
+    }
+
+    /// `status` (with any header lines after it) and `body` of each answer (a 200's body is an
+    /// encoded `ExportTraceServiceResponse`; empty is one).
+    fn start_http(tls: Option<Arc<rustls::ServerConfig>>, status: String, body: Vec<u8>) -> Self {
         let answer = Arc::new((status, body));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -438,11 +444,11 @@ impl OtlpReceiver {
                 let (sink, seen, heard) = (sink.clone(), seen.clone(), heard.clone());
                 let (tls, answer) = (tls.clone(), answer.clone());
                 std::thread::spawn(move || match tls {
-                    None => serve_otlp_http(stream, &sink, &seen, &heard, answer.0, &answer.1),
+                    None => serve_otlp_http(stream, &sink, &seen, &heard, &answer.0, &answer.1),
                     Some(config) => {
                         let session = rustls::ServerConnection::new(config).expect("session");
                         let stream = rustls::StreamOwned::new(session, stream);
-                        serve_otlp_http(stream, &sink, &seen, &heard, answer.0, &answer.1);
+                        serve_otlp_http(stream, &sink, &seen, &heard, &answer.0, &answer.1);
                     }
                 });
             }
@@ -469,6 +475,28 @@ impl OtlpReceiver {
             GrpcAnswer {
                 message: Vec::new(),
                 status,
+                trailers: None,
+            },
+        )
+    }
+
+    /// The OTLP/gRPC receiver answering every call with `code` and a `google.rpc.RetryInfo`
+    /// asking the caller to wait `delay` before trying again.
+    pub fn start_grpc_throttling(code: tonic::Code, delay: Duration) -> Self {
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        let status = tonic::Status::with_error_details(
+            code,
+            "slow down",
+            ErrorDetails::with_retry_info(Some(delay)),
+        );
+        let mut trailers = http::HeaderMap::new();
+        status.add_header(&mut trailers).expect("status trailers");
+        Self::start_grpc_with(
+            None,
+            GrpcAnswer {
+                message: Vec::new(),
+                status: "refused",
+                trailers: Some(trailers),
             },
         )
     }
@@ -481,6 +509,7 @@ impl OtlpReceiver {
             GrpcAnswer {
                 message: partial_success(spans, message),
                 status: "0",
+                trailers: None,
             },
         )
     }
@@ -748,6 +777,9 @@ fn partial_success(spans: i64, message: &str) -> Vec<u8> {
 pub struct GrpcAnswer {
     message: Vec<u8>,
     status: &'static str,
+    /// The status trailers in full (`grpc-status`, `grpc-message`, `grpc-status-details-bin`),
+    /// instead of `status` alone.
+    trailers: Option<http::HeaderMap>,
 }
 
 impl Default for GrpcAnswer {
@@ -755,6 +787,7 @@ impl Default for GrpcAnswer {
         Self {
             message: Vec::new(),
             status: "0",
+            trailers: None,
         }
     }
 }
@@ -830,8 +863,11 @@ impl hyper::body::Body for GrpcReply {
                 hyper::body::Frame::data(bytes::Bytes::from(framed))
             }
             1 => {
-                let mut trailers = http::HeaderMap::new();
-                trailers.insert("grpc-status", http::HeaderValue::from_static(status));
+                let trailers = self.1.trailers.clone().unwrap_or_else(|| {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static(status));
+                    trailers
+                });
                 hyper::body::Frame::trailers(trailers)
             }
             _ => return std::task::Poll::Ready(None),

@@ -588,6 +588,80 @@ fn a_grpc_collector_that_refuses_the_export_is_named_in_the_warning_after_retryi
 }
 
 #[test]
+fn a_grpc_collector_asking_for_a_later_retry_is_waited_for_within_the_export_timeout() {
+    use std::time::{Duration, Instant};
+    let asked = Duration::from_millis(500);
+    // (code, its name, export timeout in ms, calls made)
+    for (code, name, timeout, calls) in [
+        // RESOURCE_EXHAUSTED with a RetryInfo is transient: 3 retries, each after the delay.
+        (
+            tonic::Code::ResourceExhausted,
+            "ResourceExhausted",
+            "10000",
+            4,
+        ),
+        (tonic::Code::Unavailable, "Unavailable", "10000", 4),
+        // A delay that does not fit in the export timeout ends the export at once.
+        (
+            tonic::Code::ResourceExhausted,
+            "ResourceExhausted",
+            "400",
+            1,
+        ),
+    ] {
+        let receiver = OtlpReceiver::start_grpc_throttling(code, asked);
+        let sent = Instant::now();
+        let (server, _) = receiver.serve_one(
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", timeout),
+            ],
+            b"a slow collector",
+        );
+        let line = server.wait_for_log(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("span export failed"))
+        });
+        let waited = sent.elapsed();
+        let error = line["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!("failed with {name}"))
+                && error.contains("asked for a retry after 0.5 s"),
+            "{name}: {error}"
+        );
+        let made = receiver.encodings.lock().expect("lock").len();
+        assert_eq!(made, calls, "{name}, timeout {timeout} ms");
+        // The backoff alone (100, 200, 400 ms and at most 100 ms of jitter each) would be done
+        // in 1.0 s; each of the 3 waits is at least the 0.5 s asked for.
+        if calls > 1 {
+            assert!(waited >= asked * 3, "{name}: {waited:?}");
+        }
+    }
+}
+
+#[test]
+fn an_http_collector_asking_for_a_later_retry_is_waited_for() {
+    use std::time::{Duration, Instant};
+    let receiver = OtlpReceiver::start_throttling("429 Too Many Requests", 1);
+    let sent = Instant::now();
+    let (server, _) = receiver.serve_one(&[], b"a busy collector");
+    server.wait_for_log(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("span export failed"))
+    });
+    let waited = sent.elapsed();
+    assert_eq!(
+        receiver.encodings.lock().expect("lock").len(),
+        4,
+        "3 retries"
+    );
+    // The backoff alone would be done in 1.0 s; each of the 3 waits is at least the 1 s asked.
+    assert!(waited >= Duration::from_secs(3), "{waited:?}");
+}
+
+#[test]
 fn a_collector_that_refuses_the_export_is_named_in_the_warning_with_what_to_check() {
     for (status, advice) in [
         ("404 Not Found", "check the path"),
