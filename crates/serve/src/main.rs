@@ -48,7 +48,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let app = serve::App::new(model, serve::Limits::from(&config), telemetry.as_ref());
     match &telemetry {
         Some(t) => {
-            tracing::info!(%addr, model_version = %app.model_version(), trace_export = %t.trace_export, sampler = %t.sampler, "listening")
+            tracing::info!(%addr, model_version = %app.model_version(), trace_export = %t.trace_export, sampler = %t.sampler, propagators = %t.propagators, "listening")
         }
         None => eprintln!("listening on {addr} with telemetry off"),
     }

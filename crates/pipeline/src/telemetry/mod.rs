@@ -146,6 +146,9 @@ pub struct Telemetry {
     pub trace_export: TraceExport,
     /// The sampler in use, from `OTEL_TRACES_SAMPLER[_ARG]` (`none` when the SDK is disabled).
     pub sampler: String,
+    /// The caller formats read, from `OTEL_PROPAGATORS` (`none` when none is, or the SDK is
+    /// disabled).
+    pub propagators: String,
     provider: Option<SdkTracerProvider>,
     span_sink: Option<SpanSink>,
     log_flush: json_log::LogFlush<NonBlocking>,
@@ -204,11 +207,18 @@ impl Telemetry {
             .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
         warn_about_settings(&trace_export, &propagators, &warnings);
         let log_guards = writers.guards;
+        let read = propagators.propagation.formats();
+        let propagators = if read.is_empty() || span_sink.is_none() {
+            "none".to_owned()
+        } else {
+            read.iter().map(|f| f.name()).collect::<Vec<_>>().join(",")
+        };
         Ok(Self {
             metrics,
             export_stats,
             trace_export,
             sampler,
+            propagators,
             provider,
             span_sink,
             log_flush,

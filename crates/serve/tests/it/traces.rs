@@ -214,16 +214,18 @@ fn otel_service_name_wins_over_the_attribute_and_attribute_values_are_decoded() 
 fn otel_propagators_decides_whether_a_callers_trace_is_joined() {
     let caller = "0af7651916cd43dd8448eb211c80319c";
     let traceparent = format!("00-{caller}-b7ad6b7169203331-01");
-    for (propagators, joins, warned_of) in [
-        ("", true, None),
-        ("none", false, None),
-        ("tracecontext,xray", true, Some("xray")),
-        ("b3,jaeger", false, None),
+    // (OTEL_PROPAGATORS, traceparent joined, named in a warning, read as the listening line says)
+    for (propagators, joins, warned_of, read) in [
+        ("", true, None, "tracecontext"),
+        ("none", false, None, "none"),
+        ("tracecontext,xray", true, Some("xray"), "tracecontext"),
+        ("b3multi,jaeger", false, None, "b3,jaeger"),
         // A name nobody implements (a typo here) is warned about; the server still starts.
-        ("tracecontex", false, Some("tracecontex")),
+        ("tracecontex", false, Some("tracecontex"), "none"),
     ] {
         let server = Server::start(&[], &[("OTEL_PROPAGATORS", propagators)]);
-        server.wait_for_log(|l| l["message"] == "listening");
+        let listening = server.wait_for_log(|l| l["message"] == "listening");
+        assert_eq!(listening["propagators"], read, "{propagators:?}");
         let r = request(
             server.addr,
             "POST",
