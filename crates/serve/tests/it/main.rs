@@ -1,5 +1,6 @@
 //! End-to-end tests of `serve`: each starts the real binary on an ephemeral loopback port.
 
+mod deploy_config;
 mod faults;
 mod grafana;
 mod helpers;
