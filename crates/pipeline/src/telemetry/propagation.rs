@@ -13,8 +13,9 @@
 //! opentelemetry 0.32, one release behind the SDK here.
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
-use opentelemetry::trace::TraceState;
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 /// A trace-context format a caller's headers may use.
