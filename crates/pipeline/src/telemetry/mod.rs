@@ -207,11 +207,9 @@ impl Telemetry {
             .map_err(|e| TelemetryError::AlreadyInitialised(e.to_string()))?;
         warn_about_settings(&trace_export, &propagators, &warnings);
         let log_guards = writers.guards;
-        let read = propagators.propagation.formats();
-        let propagators = if read.is_empty() || span_sink.is_none() {
-            "none".to_owned()
-        } else {
-            read.iter().map(|f| f.name()).collect::<Vec<_>>().join(",")
+        let propagators = match span_sink {
+            Some(_) => propagators.propagation.names(),
+            None => "none".to_owned(),
         };
         Ok(Self {
             metrics,
@@ -385,13 +383,7 @@ fn warn_about_settings(
     }
     if !propagators.unsupported.is_empty() {
         let unsupported = propagators.unsupported.join(",");
-        let reads = propagators
-            .propagation
-            .formats()
-            .iter()
-            .map(|f| f.name())
-            .collect::<Vec<_>>()
-            .join(",");
+        let reads = propagators.propagation.names();
         tracing::warn!(
             unsupported,
             reads,

@@ -100,6 +100,15 @@ impl Propagation {
         &self.0
     }
 
+    /// The formats' names, comma-separated as `OTEL_PROPAGATORS` writes them (`none` if empty).
+    pub fn names(&self) -> String {
+        if self.0.is_empty() {
+            return "none".to_owned();
+        }
+        let names: Vec<&str> = self.0.iter().map(|f| f.name()).collect();
+        names.join(",")
+    }
+
     /// The caller's span, if a listed format names a valid one. When several do, the last listed
     /// wins, as extraction through a composite propagator does. Malformed headers are ignored.
     pub fn extract(&self, headers: &dyn Extractor) -> Option<CallerSpan> {
@@ -422,5 +431,7 @@ mod tests {
         let p = Propagation::new([Format::B3, Format::Jaeger, Format::B3]);
         assert_eq!(p.formats(), [Format::B3, Format::Jaeger]);
         assert_eq!(Propagation::default().formats(), [Format::TraceContext]);
+        assert_eq!(p.names(), "b3,jaeger");
+        assert_eq!(Propagation::new([]).names(), "none");
     }
 }
