@@ -20,7 +20,8 @@ Tracing is set by the standard OpenTelemetry variables (the README lists them al
   OTEL_TRACES_SAMPLER[_ARG]    e.g. parentbased_traceidratio and 0.1 to keep one trace in ten
   OTEL_PROPAGATORS             the caller headers a request joins the trace of: tracecontext
                                (the default, traceparent), b3 or b3multi (either B3 encoding),
-                               jaeger (uber-trace-id), several comma-separated, or none
+                               jaeger (uber-trace-id), xray (X-Amzn-Trace-Id), ottrace
+                               (ot-tracer-*), several comma-separated, or none
   OTEL_SDK_DISABLED=true       no tracing at all, and no trace ids in the logs
 A value the server cannot use stops the start with a one-line reason.";
 

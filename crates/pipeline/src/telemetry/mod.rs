@@ -388,7 +388,7 @@ fn warn_about_settings(
             unsupported,
             reads,
             "OTEL_PROPAGATORS lists propagators this server does not implement; their headers \
-             are ignored (it reads tracecontext, b3/b3multi and jaeger)"
+             are ignored (it reads tracecontext, b3/b3multi, jaeger, xray and ottrace)"
         );
     }
 }

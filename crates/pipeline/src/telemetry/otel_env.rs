@@ -263,7 +263,7 @@ pub(super) struct Propagators {
 
 /// Reads `OTEL_PROPAGATORS` (the SDK does not): unset means `tracecontext,baggage`. `baggage`
 /// is accepted and not read (nothing here uses baggage). A name this server does not implement
-/// (`xray`, `ottrace`, a vendor's, a typo) is listed for a warning, not refused: platforms inject
+/// (`xray-lambda`, a vendor's, a typo) is listed for a warning, not refused: platforms inject
 /// this variable for every pod, and the only cost is that those headers are not read.
 pub(super) fn propagators_from_env() -> Propagators {
     propagators(&std::env::var("OTEL_PROPAGATORS").unwrap_or_default())
@@ -547,7 +547,7 @@ mod tests {
 
     #[test]
     fn propagators_name_the_formats_read_and_the_names_not_implemented() {
-        use Format::{B3, Jaeger, TraceContext};
+        use Format::{B3, Jaeger, OtTrace, TraceContext, XRay};
         let read = |v: &str| {
             let p = propagators(v);
             (p.propagation.formats().to_vec(), p.unsupported)
@@ -561,6 +561,10 @@ mod tests {
         assert_eq!(read("none"), (vec![], vec![]));
         assert_eq!(read("baggage"), (vec![], vec![]));
         assert_eq!(read("b3multi,jaeger"), (vec![B3, Jaeger], vec![]));
+        assert_eq!(
+            read("xray,tracecontext,ottrace"),
+            (vec![XRay, TraceContext, OtTrace], vec![])
+        );
         assert_eq!(
             read("jaeger,b3,tracecontext,b3multi"),
             (vec![Jaeger, B3, TraceContext], vec![])

@@ -1,8 +1,10 @@
 //! The caller's span, read from a request's headers in the formats `OTEL_PROPAGATORS` names:
 //! W3C `traceparent`/`tracestate` (`tracecontext`), B3 in its single-header (`b3: ...`) or
 //! multi-header (`X-B3-*`) encoding (`b3` and `b3multi`: Zipkin-instrumented callers and meshes
-//! whose proxies send B3, such as Envoy/Istio set up for Zipkin), and Jaeger's `uber-trace-id`
-//! (`jaeger`).
+//! whose proxies send B3, such as Envoy/Istio set up for Zipkin), Jaeger's `uber-trace-id`
+//! (`jaeger`), AWS X-Ray's `X-Amzn-Trace-Id` (`xray`: callers behind an AWS load balancer or API
+//! Gateway, or instrumented with the X-Ray SDKs) and OpenTracing's `ot-tracer-*` headers
+//! (`ottrace`: callers still on an OpenTracing tracer).
 //!
 //! Extraction only: the server joins its caller's trace and calls nothing downstream, so it never
 //! writes these headers. Why not the ecosystem's propagators: B3's lives in the Zipkin exporter
@@ -28,6 +30,10 @@ pub enum Format {
     B3,
     /// Jaeger's `uber-trace-id`.
     Jaeger,
+    /// AWS X-Ray's `X-Amzn-Trace-Id`.
+    XRay,
+    /// OpenTracing's `ot-tracer-traceid`, `ot-tracer-spanid` and `ot-tracer-sampled`.
+    OtTrace,
 }
 
 impl Format {
@@ -37,6 +43,8 @@ impl Format {
             "tracecontext" => Some(Self::TraceContext),
             "b3" | "b3multi" => Some(Self::B3),
             "jaeger" => Some(Self::Jaeger),
+            "xray" => Some(Self::XRay),
+            "ottrace" => Some(Self::OtTrace),
             _ => None,
         }
     }
@@ -47,6 +55,8 @@ impl Format {
             Self::TraceContext => "tracecontext",
             Self::B3 => "b3",
             Self::Jaeger => "jaeger",
+            Self::XRay => "xray",
+            Self::OtTrace => "ottrace",
         }
     }
 
@@ -58,6 +68,8 @@ impl Format {
                 .and_then(b3_single)
                 .or_else(|| b3_multi(headers)),
             Self::Jaeger => headers.get("uber-trace-id").and_then(jaeger),
+            Self::XRay => headers.get("x-amzn-trace-id").and_then(xray),
+            Self::OtTrace => ot_trace(headers),
         }
     }
 }
@@ -67,8 +79,9 @@ impl Format {
 pub struct CallerSpan {
     /// Its trace id, span id, sampled flag and (W3C only) trace state; remote and valid.
     pub context: SpanContext,
-    /// False when the caller left the sampling decision to this server (B3 without a sampling
-    /// state): the sampled flag then means nothing.
+    /// False when the caller left the sampling decision to this server (B3, X-Ray or OpenTracing
+    /// headers without a sampling state, or X-Ray's `Sampled=?`): the sampled flag then means
+    /// nothing.
     pub decided: bool,
 }
 
@@ -134,8 +147,8 @@ fn trace_context(headers: &dyn Extractor) -> Option<CallerSpan> {
 /// (`b3: 0`) names no span and is ignored.
 fn b3_single(value: &str) -> Option<CallerSpan> {
     let mut parts = value.trim().split('-');
-    let trace_id = b3_trace_id(parts.next()?)?;
-    let span_id = b3_span_id(parts.next()?)?;
+    let trace_id = padded_trace_id(parts.next()?)?;
+    let span_id = span_id_16(parts.next()?)?;
     let sampled = match parts.next() {
         None => None,
         Some("1" | "d") => Some(true),
@@ -143,7 +156,7 @@ fn b3_single(value: &str) -> Option<CallerSpan> {
         Some(_) => return None,
     };
     if let Some(parent) = parts.next() {
-        b3_span_id(parent)?;
+        span_id_16(parent)?;
     }
     if parts.next().is_some() {
         return None;
@@ -154,8 +167,8 @@ fn b3_single(value: &str) -> Option<CallerSpan> {
 /// `X-B3-TraceId`, `X-B3-SpanId`, and optionally `X-B3-Sampled` (`1`/`0`, or the older
 /// `true`/`false`) and `X-B3-Flags: 1` (debug, which means sampled).
 fn b3_multi(headers: &dyn Extractor) -> Option<CallerSpan> {
-    let trace_id = b3_trace_id(headers.get("x-b3-traceid")?.trim())?;
-    let span_id = b3_span_id(headers.get("x-b3-spanid")?.trim())?;
+    let trace_id = padded_trace_id(headers.get("x-b3-traceid")?.trim())?;
+    let span_id = span_id_16(headers.get("x-b3-spanid")?.trim())?;
     let debug = headers.get("x-b3-flags").map(str::trim) == Some("1");
     let sampled = match headers.get("x-b3-sampled").map(str::trim) {
         _ if debug => Some(true),
@@ -167,15 +180,17 @@ fn b3_multi(headers: &dyn Extractor) -> Option<CallerSpan> {
     remote(trace_id, span_id, sampled)
 }
 
-/// 64-bit ids are left-padded to 128 bits, as the B3 specification says.
-fn b3_trace_id(hex: &str) -> Option<TraceId> {
+/// A trace id of 32 hex digits, or of 16 left-padded to 128 bits (as B3 and OpenTracing
+/// tracers with 64-bit ids send them; the B3 specification says how to widen them).
+fn padded_trace_id(hex: &str) -> Option<TraceId> {
     matches!(hex.len(), 16 | 32)
         .then(|| parse_hex(hex, 32))
         .flatten()
         .map(TraceId::from)
 }
 
-fn b3_span_id(hex: &str) -> Option<SpanId> {
+/// A span id of exactly 16 hex digits (B3, X-Ray, OpenTracing).
+fn span_id_16(hex: &str) -> Option<SpanId> {
     (hex.len() == 16)
         .then(|| parse_hex(hex, 16))
         .flatten()
@@ -204,6 +219,57 @@ fn jaeger(value: &str) -> Option<CallerSpan> {
         return None;
     }
     remote(trace_id, span_id, Some(flags & 0b11 != 0))
+}
+
+/// `X-Amzn-Trace-Id: Root=1-{8 hex}-{24 hex};Parent={16 hex};Sampled={1|0|?}`, the fields in
+/// any order and spaced freely. The root's two parts make the 128-bit trace id. Other fields
+/// (`Self`, which AWS load balancers add, `Lineage`, a caller's own) are ignored. No `Parent`
+/// (a header a load balancer started, with no span to join) names no span. `Sampled=?` or no
+/// `Sampled` leaves the decision to this server.
+fn xray(value: &str) -> Option<CallerSpan> {
+    let (mut root, mut parent, mut sampled) = (None, None, None);
+    for field in value.split(';').map(str::trim).filter(|f| !f.is_empty()) {
+        let (key, value) = field.split_once('=')?;
+        match key.trim() {
+            "Root" => root = Some(xray_trace_id(value.trim())?),
+            "Parent" => parent = Some(span_id_16(value.trim())?),
+            "Sampled" => {
+                sampled = match value.trim() {
+                    "1" => Some(true),
+                    "0" => Some(false),
+                    "?" => None,
+                    _ => return None,
+                }
+            }
+            _ => {}
+        }
+    }
+    remote(root?, parent?, sampled)
+}
+
+/// `1-{8 hex digits}-{24 hex digits}`: version 1, then the trace id in two parts.
+fn xray_trace_id(root: &str) -> Option<TraceId> {
+    let (time, unique) = root.strip_prefix("1-")?.split_once('-')?;
+    if time.len() != 8 || unique.len() != 24 {
+        return None;
+    }
+    let high = parse_hex(time, 8)?;
+    let low = parse_hex(unique, 24)?;
+    Some(TraceId::from(high << 96 | low))
+}
+
+/// `ot-tracer-traceid` (16 or 32 hex digits, the shorter left-padded), `ot-tracer-spanid`, and
+/// optionally `ot-tracer-sampled`: `true`/`false`, or the `1`/`0` some tracers write.
+fn ot_trace(headers: &dyn Extractor) -> Option<CallerSpan> {
+    let trace_id = padded_trace_id(headers.get("ot-tracer-traceid")?.trim())?;
+    let span_id = span_id_16(headers.get("ot-tracer-spanid")?.trim())?;
+    let sampled = match headers.get("ot-tracer-sampled").map(str::trim) {
+        None => None,
+        Some(s) if s == "1" || s.eq_ignore_ascii_case("true") => Some(true),
+        Some(s) if s == "0" || s.eq_ignore_ascii_case("false") => Some(false),
+        Some(_) => return None,
+    };
+    remote(trace_id, span_id, sampled)
 }
 
 /// Digits only: `from_str_radix` alone would take a sign.
@@ -379,6 +445,91 @@ mod tests {
     }
 
     #[test]
+    fn xray_reads_root_parent_and_sampled_in_any_order_among_other_fields() {
+        let xray = |v: &str| read(&[Format::XRay], &[("x-amzn-trace-id", v)]);
+        let root = "1-4bf92f35-77b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            xray(&format!("Root={root};Parent={SPAN};Sampled=1")),
+            ids(TRACE, true, true)
+        );
+        assert_eq!(
+            xray(&format!(
+                "Self=1-67891234-abcdef012345678912345678; Sampled=0 ;Parent={SPAN};Root={root};Lineage=a87bd80c:1|68fd508a:5;"
+            )),
+            ids(TRACE, false, true)
+        );
+        // Deferred, or no decision: this server's sampler decides.
+        assert_eq!(
+            xray(&format!("Root={root};Parent={SPAN};Sampled=?")),
+            ids(TRACE, false, false)
+        );
+        assert_eq!(
+            xray(&format!("Root={root};Parent={SPAN}")),
+            ids(TRACE, false, false)
+        );
+        for bad in [
+            format!("Root={root};Sampled=1"),
+            format!("Parent={SPAN};Sampled=1"),
+            format!("Root={root};Parent={SPAN};Sampled=yes"),
+            format!("Root=2-4bf92f35-77b34da6a3ce929d0e0e4736;Parent={SPAN}"),
+            format!("Root=1-4bf92f3-577b34da6a3ce929d0e0e4736;Parent={SPAN}"),
+            format!("Root=1-4bf92f35-77b34da6a3ce929d0e0e47;Parent={SPAN}"),
+            format!("Root=1-4bf92f35-77b34da6a3ce929d0e0e473z;Parent={SPAN}"),
+            format!("Root={root};Parent={}", &SPAN[1..]),
+            format!("Root=1-00000000-000000000000000000000000;Parent={SPAN}"),
+            format!("Root={root};Parent={SPAN};garbage"),
+            String::new(),
+        ] {
+            assert_eq!(xray(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ottrace_reads_short_or_long_ids_and_a_boolean_or_bit_sampled_flag() {
+        let ot = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("ot-tracer-traceid", TRACE), ("ot-tracer-spanid", SPAN)];
+            pairs.extend_from_slice(extra);
+            read(&[Format::OtTrace], &pairs)
+        };
+        assert_eq!(ot(&[("ot-tracer-sampled", "true")]), ids(TRACE, true, true));
+        assert_eq!(ot(&[("ot-tracer-sampled", "1")]), ids(TRACE, true, true));
+        assert_eq!(
+            ot(&[("ot-tracer-sampled", "False")]),
+            ids(TRACE, false, true)
+        );
+        assert_eq!(ot(&[("ot-tracer-sampled", "0")]), ids(TRACE, false, true));
+        assert_eq!(ot(&[]), ids(TRACE, false, false));
+        assert_eq!(ot(&[("ot-tracer-sampled", "maybe")]), None);
+        assert_eq!(
+            read(
+                &[Format::OtTrace],
+                &[
+                    ("ot-tracer-traceid", "a3ce929d0e0e4736"),
+                    ("ot-tracer-spanid", SPAN),
+                    ("ot-tracer-sampled", "true"),
+                ]
+            ),
+            ids("0000000000000000a3ce929d0e0e4736", true, true)
+        );
+        assert_eq!(
+            read(&[Format::OtTrace], &[("ot-tracer-traceid", TRACE)]),
+            None,
+            "no span id"
+        );
+        assert_eq!(
+            read(
+                &[Format::OtTrace],
+                &[
+                    ("ot-tracer-traceid", &TRACE[2..]),
+                    ("ot-tracer-spanid", SPAN)
+                ]
+            ),
+            None,
+            "30 digits"
+        );
+    }
+
+    #[test]
     fn traceparent_is_read_with_its_tracestate() {
         let traceparent = format!("00-{TRACE}-{SPAN}-01");
         let pairs = [
@@ -427,7 +578,16 @@ mod tests {
     #[test]
     fn names_map_to_formats_each_kept_once() {
         assert_eq!(Format::from_name("b3multi"), Some(Format::B3));
-        assert_eq!(Format::from_name("xray"), None);
+        assert_eq!(Format::from_name("xray-lambda"), None);
+        for format in [
+            Format::TraceContext,
+            Format::B3,
+            Format::Jaeger,
+            Format::XRay,
+            Format::OtTrace,
+        ] {
+            assert_eq!(Format::from_name(format.name()), Some(format));
+        }
         let p = Propagation::new([Format::B3, Format::Jaeger, Format::B3]);
         assert_eq!(p.formats(), [Format::B3, Format::Jaeger]);
         assert_eq!(Propagation::default().formats(), [Format::TraceContext]);

@@ -218,7 +218,13 @@ fn otel_propagators_decides_whether_a_callers_trace_is_joined() {
     for (propagators, joins, warned_of, read) in [
         ("", true, None, "tracecontext"),
         ("none", false, None, "none"),
-        ("tracecontext,xray", true, Some("xray"), "tracecontext"),
+        (
+            "tracecontext,datadog",
+            true,
+            Some("datadog"),
+            "tracecontext",
+        ),
+        ("xray,ottrace", false, None, "xray,ottrace"),
         ("b3multi,jaeger", false, None, "b3,jaeger"),
         // A name nobody implements (a typo here) is warned about; the server still starts.
         ("tracecontex", false, Some("tracecontex"), "none"),
@@ -250,23 +256,39 @@ fn otel_propagators_decides_whether_a_callers_trace_is_joined() {
 }
 
 #[test]
-fn b3_and_jaeger_callers_join_their_trace_when_listed_and_an_open_b3_decision_is_the_samplers() {
+fn b3_jaeger_xray_and_ottrace_callers_join_their_trace_when_listed_and_an_open_decision_is_the_samplers()
+ {
     let receiver = OtlpReceiver::start();
     // The default sampler, parentbased_always_on: a caller's decision is followed, and a new
-    // trace (or a B3 caller's open decision) is sampled.
-    let mut server = receiver.server(&[("OTEL_PROPAGATORS", "b3multi,jaeger")]);
+    // trace (or a caller's open decision) is sampled.
+    let mut server = receiver.server(&[("OTEL_PROPAGATORS", "b3multi,jaeger,xray,ottrace")]);
     let caller_span = "00f067aa0ba902b7";
     let b3_single = "463ac35c9f6413ad48485a3953bb6124";
     let b3_denied = "1e0b3bd4bcf57c5d0b0bb1ba0bd3e6a1";
     let b3_open = "5b8aa5a2d2c872e8321cf37308d69df2";
     let jaeger = "0af7651916cd43dd8448eb211c80319c";
     let w3c = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let xray = "5759e988bd862e3fe1be46a994272793";
+    let xray_open = "6e0c63257de34c92bf9efcd03927272e";
+    let ot_short = "a3ce929d0e0e4736";
+    let ot = format!("{:0>32}", ot_short);
     let b3 = format!("{b3_single}-{caller_span}-1");
+    // As an AWS load balancer passes it on: its own Self field first.
+    let amzn = format!(
+        "Self=1-67891233-abcdef012345678912345678;Root=1-{}-{};Parent={caller_span};Sampled=1",
+        &xray[..8],
+        &xray[8..]
+    );
+    let amzn_open = format!(
+        "Root=1-{}-{};Parent={caller_span};Sampled=?",
+        &xray_open[..8],
+        &xray_open[8..]
+    );
     let uber = format!("{jaeger}:{caller_span}:0:1");
     let traceparent = format!("00-{w3c}-{caller_span}-01");
     // (request headers, the trace id answered if it is the caller's, sampled)
     type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, bool);
-    let cases: [Case; 5] = [
+    let cases: [Case; 8] = [
         (&[("b3", &b3)], Some(b3_single), true),
         (
             &[
@@ -284,6 +306,18 @@ fn b3_and_jaeger_callers_join_their_trace_when_listed_and_an_open_b3_decision_is
             true,
         ),
         (&[("uber-trace-id", &uber)], Some(jaeger), true),
+        (&[("X-Amzn-Trace-Id", &amzn)], Some(xray), true),
+        // Sampled=?: deferred to this server's sampler.
+        (&[("X-Amzn-Trace-Id", &amzn_open)], Some(xray_open), true),
+        (
+            &[
+                ("ot-tracer-traceid", ot_short),
+                ("ot-tracer-spanid", caller_span),
+                ("ot-tracer-sampled", "true"),
+            ],
+            Some(&ot),
+            true,
+        ),
         // tracecontext is not listed: a new trace.
         (&[("traceparent", &traceparent)], None, true),
     ];
@@ -310,6 +344,9 @@ fn b3_and_jaeger_callers_join_their_trace_when_listed_and_an_open_b3_decision_is
         (b3_single, caller_span),
         (b3_open, caller_span),
         (jaeger, caller_span),
+        (xray, caller_span),
+        (xray_open, caller_span),
+        (ot.as_str(), caller_span),
         (own_trace.as_str(), ""),
     ] {
         let of_trace: Vec<_> = spans
@@ -327,7 +364,7 @@ fn b3_and_jaeger_callers_join_their_trace_when_listed_and_an_open_b3_decision_is
     }
     assert_eq!(
         spans.len(),
-        20,
+        35,
         "nothing of the trace whose caller said not sampled"
     );
 }
