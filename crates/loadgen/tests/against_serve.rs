@@ -37,18 +37,7 @@ async fn a_short_run_counts_what_the_server_counts() {
     let dataset = read_archive(&archive, &categories, None, &NoProgress).expect("archive");
     let model = Model::train(&dataset, &TrainConfig::default()).expect("train");
     let test = model.evaluate(&dataset.test);
-    let metadata = pipeline::Metadata {
-        model_version: String::new(),
-        categories: vec![],
-        vocabulary_size: 0,
-        config: TrainConfig::default(),
-        train_documents: dataset.train.len(),
-        train_accuracy: 1.0,
-        test,
-        dataset_sha256: dataset.sha256.clone(),
-        crate_version: "test".into(),
-        created_at: None,
-    };
+    let metadata = pipeline::Metadata::of_training(&dataset, &TrainConfig::default(), 1.0, test);
     let file = ModelFile::new(model, metadata).expect("wrap");
     let config = serve::config::Config::parse_from(["serve", "--max-body-bytes", "262144"]);
     let telemetry =

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use crate::dataset::Dataset;
 use crate::evaluation::Evaluation;
 use crate::model::{Model, TrainConfig};
 use crate::progress::to_hex;
@@ -56,6 +57,31 @@ pub struct Metadata {
     pub crate_version: String,
     /// Seconds since the epoch from `SOURCE_DATE_EPOCH`, when it was set at training.
     pub created_at: Option<u64>,
+}
+
+impl Metadata {
+    /// What a training run on `dataset` with `config` knows about its model. The facts the
+    /// model itself holds (version, categories, vocabulary size) are filled in by
+    /// [`ModelFile::new`]; `created_at` stays unset, for the caller to stamp if it wants to.
+    pub fn of_training(
+        dataset: &Dataset,
+        config: &TrainConfig,
+        train_accuracy: f64,
+        test: Evaluation,
+    ) -> Self {
+        Self {
+            model_version: String::new(),
+            categories: dataset.categories.clone(),
+            vocabulary_size: 0,
+            config: config.clone(),
+            train_documents: dataset.train.len(),
+            train_accuracy,
+            test,
+            dataset_sha256: dataset.sha256.clone(),
+            crate_version: env!("CARGO_PKG_VERSION").to_owned(),
+            created_at: None,
+        }
+    }
 }
 
 /// The decoded content of a model file.
@@ -310,18 +336,7 @@ mod tests {
         };
         let model = Model::train(&dataset, &TrainConfig::default()).expect("train");
         let test = model.evaluate(&dataset.test);
-        let metadata = Metadata {
-            model_version: String::new(),
-            categories: vec![],
-            vocabulary_size: 0,
-            config: TrainConfig::default(),
-            train_documents: 3,
-            train_accuracy: 1.0,
-            test,
-            dataset_sha256: dataset.sha256.clone(),
-            crate_version: "0.0.0".into(),
-            created_at: None,
-        };
+        let metadata = Metadata::of_training(&dataset, &TrainConfig::default(), 1.0, test);
         ModelFile::new(model, metadata).expect("wrap")
     }
 
@@ -348,6 +363,18 @@ mod tests {
             .flatten()
             .collect();
         assert_eq!(names.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn metadata_of_training_carries_the_run_and_the_model_fills_in_the_rest() {
+        let file = trained();
+        let m = &file.metadata;
+        assert_eq!(m.train_documents, 3);
+        assert_eq!(m.dataset_sha256, "ab".repeat(32));
+        assert_eq!(m.crate_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(m.created_at, None, "a timestamp is the caller's to add");
+        assert_eq!(m.categories, file.model.categories());
+        assert!(m.vocabulary_size > 0);
     }
 
     #[test]

@@ -167,16 +167,8 @@ fn metadata(
     test: pipeline::evaluation::Evaluation,
 ) -> Metadata {
     Metadata {
-        model_version: String::new(),
-        categories: dataset.categories.clone(),
-        vocabulary_size: 0,
-        config: config.clone(),
-        train_documents: dataset.train.len(),
-        train_accuracy,
-        test,
-        dataset_sha256: dataset.sha256.clone(),
-        crate_version: env!("CARGO_PKG_VERSION").to_owned(),
         created_at: source_date_epoch(),
+        ..Metadata::of_training(dataset, config, train_accuracy, test)
     }
 }
 

@@ -33,16 +33,8 @@ pub fn real_dataset() -> Option<&'static Dataset> {
 fn save(model: Model, dataset: &Dataset, path: &Path) {
     let test = model.evaluate(&dataset.test);
     let metadata = pipeline::Metadata {
-        model_version: String::new(),
-        categories: vec![],
-        vocabulary_size: 0,
-        config: TrainConfig::default(),
-        train_documents: dataset.train.len(),
-        train_accuracy: 1.0,
-        test,
-        dataset_sha256: dataset.sha256.clone(),
-        crate_version: "test".into(),
         created_at: Some(1_700_000_000),
+        ..pipeline::Metadata::of_training(dataset, &TrainConfig::default(), 1.0, test)
     };
     ModelFile::new(model, metadata)
         .expect("wrap")
