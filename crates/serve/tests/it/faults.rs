@@ -55,15 +55,7 @@ fn overload_gets_503_with_retry_after_instead_of_a_queue() {
     let mut a = TcpStream::connect(server.addr).expect("connect");
     a.write_all(b"POST /predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 20\r\n\r\nthe goalie ").expect("send");
     // Only once A is in its handler (it owns the slot) may B come, or B could take it first.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server
-        .metrics()
-        .value("http_server_active_requests", &[("http_route", "/predict")])
-        != Some(1.0)
-    {
-        assert!(Instant::now() < deadline, "A never reached its handler");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for_active("/predict", 1.0);
     let rejected = request(server.addr, "POST", "/predict", &[], b"my car");
     assert_eq!(rejected.status, 503, "{}", rejected.body);
     assert_eq!(rejected.header("retry-after"), Some("1"));

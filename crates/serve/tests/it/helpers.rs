@@ -12,6 +12,47 @@ use pipeline::dataset::{DEFAULT_CATEGORIES, Dataset, Document, read_archive};
 use pipeline::progress::NoProgress;
 use pipeline::{Model, ModelFile, TrainConfig};
 
+/// Polls `check` until it returns a value, for at most `limit`; after that the test fails with
+/// `why()`, so a condition that never comes is reported instead of hanging the test.
+pub fn eventually<T>(
+    limit: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    why: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+#[should_panic(expected = "never came")]
+fn eventually_fails_the_test_when_the_condition_never_comes() {
+    eventually(
+        Duration::from_millis(50),
+        || None::<()>,
+        || "never came".into(),
+    );
+}
+
+#[test]
+fn eventually_returns_the_first_value_the_check_gives() {
+    let mut calls = 0;
+    let got = eventually(
+        Duration::from_secs(5),
+        || {
+            calls += 1;
+            (calls == 3).then_some(calls)
+        },
+        || "unreachable".into(),
+    );
+    assert_eq!(got, 3);
+}
+
 /// The 20 Newsgroups archive, when `NEWSGROUPS_ARCHIVE` names one.
 pub fn real_archive() -> Option<PathBuf> {
     let path = PathBuf::from(std::env::var_os("NEWSGROUPS_ARCHIVE")?);
@@ -184,18 +225,29 @@ impl Server {
 
     /// Waits (bounded) until a log line satisfies `f`.
     pub fn wait_for_log(&self, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(l) = self.logs().into_iter().find(|l| f(l)) {
-                return l;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "log line never came; logs: {:?}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually(
+            Duration::from_secs(10),
+            || self.logs().into_iter().find(|l| f(l)),
+            || format!("log line never came; logs: {:?}", self.logs()),
+        )
+    }
+
+    /// Waits (bounded) until `/metrics` shows `n` requests in flight on `route`.
+    pub fn wait_for_active(&self, route: &str, n: f64) {
+        let active = || {
+            self.metrics()
+                .value("http_server_active_requests", &[("http_route", route)])
+        };
+        eventually(
+            Duration::from_secs(10),
+            || (active() == Some(n)).then_some(()),
+            || {
+                format!(
+                    "{route} never had {n} requests in flight (last: {:?})",
+                    active()
+                )
+            },
+        )
     }
 
     /// Sends SIGTERM.
@@ -207,16 +259,12 @@ impl Server {
     /// Waits for exit, at most `limit`; returns the status and how long it took.
     pub fn wait_exit(&mut self, limit: Duration) -> (ExitStatus, Duration) {
         let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return (status, start.elapsed());
-            }
-            assert!(
-                start.elapsed() < limit,
-                "serve did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = eventually(
+            limit,
+            || self.child.try_wait().expect("try_wait"),
+            || format!("serve did not exit within {limit:?}"),
+        );
+        (status, start.elapsed())
     }
 
     /// `GET /metrics`, parsed.
@@ -601,26 +649,23 @@ impl OtlpReceiver {
         trace_id: &str,
         n: usize,
     ) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let got: Vec<_> = self
-                .spans
+        let spans_of_trace = || -> Vec<_> {
+            self.spans
                 .lock()
                 .expect("lock")
                 .iter()
                 .filter(|(_, s)| hex(&s.trace_id) == trace_id)
                 .map(|(_, s)| s.clone())
-                .collect();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {n} spans of trace {trace_id} arrived",
-                got.len()
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
+                .collect()
+        };
+        eventually(
+            Duration::from_secs(15),
+            || Some(spans_of_trace()).filter(|got| got.len() >= n),
+            || {
+                let got = spans_of_trace().len();
+                format!("only {got} of {n} spans of trace {trace_id} arrived")
+            },
+        )
     }
 }
 

@@ -2,9 +2,11 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::helpers::{OtlpReceiver, Server, read_response, request, small_model, start_fails_with};
+use crate::helpers::{
+    OtlpReceiver, Server, eventually, read_response, request, small_model, start_fails_with,
+};
 
 #[test]
 fn health_endpoints_describe_the_model() {
@@ -32,28 +34,14 @@ fn sigterm_fails_readiness_at_once_finishes_in_flight_work_and_exits_0() {
         .expect("send half");
     server.wait_for_log(|l| l["message"] == "listening");
     // Make sure the half-sent request is in the server before the signal.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server
-        .metrics()
-        .value("http_server_active_requests", &[("http_route", "/predict")])
-        != Some(1.0)
-    {
-        assert!(Instant::now() < deadline, "request never became active");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for_active("/predict", 1.0);
     server.terminate();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let r = request(server.addr, "GET", "/readyz", &[], b"");
-        if r.status == 503 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "readiness still {} after SIGTERM",
-            r.status
-        );
-    }
+    let readiness = || request(server.addr, "GET", "/readyz", &[], b"").status;
+    eventually(
+        Duration::from_secs(2),
+        || (readiness() == 503).then_some(()),
+        || format!("readiness still {} after SIGTERM", readiness()),
+    );
     assert_eq!(
         request(server.addr, "GET", "/livez", &[], b"").status,
         200,
